@@ -1,0 +1,514 @@
+"""Streaming readers and writers of JSONL records (DESIGN.md, "Streams and files").
+
+Reading
+- A spec is `-` (stdin), a file, a directory of shards, a glob, or a list of those.
+- Compression is detected by magic bytes (zstd, gzip, else plain), never by name.
+- Input is decoded in 1 MiB chunks and split into lines, so memory stays flat however large the
+  file. A truncated compressed stream yields every complete record before the break, then raises.
+- A bad line raises BadInput naming file, line and problem; with skip_invalid it is counted and
+  reported instead (see ReadStats).
+
+Writing
+- Compression follows the target's name (`.zst`, `.gz`), also when stdout is redirected to a
+  named file (`spo judge ... > traj.jsonl.zst`); a pipe or terminal gets plain JSONL unless
+  `compress="zstd"` is asked for.
+- A named file is written under a hidden temporary name in the same directory and renamed into
+  place on success (after fsync), so no reader ever sees half a file. On an error or Ctrl-C the
+  temporary file is removed, except for BadInput: the input stopped at a record boundary, so what
+  was written is complete and valid, and it is kept (nothing processed is lost).
+- A directory target grows by a new, uniquely named shard, added atomically: any number of
+  writers (cron jobs, workers) can add to one corpus at once, and readers skip hidden files.
+"""
+
+from __future__ import annotations
+
+import glob as _glob
+import io
+import os
+import socket
+import stat
+import sys
+import time
+import uuid
+import zlib
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Iterable, Iterator, Sequence
+
+import orjson
+import zstandard
+
+from spo_cli.errors import BadInput, RecordError
+from spo_cli.schema import validate
+
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+GZIP_MAGIC = b"\x1f\x8b"
+CHUNK = 1 << 20
+SHARD_SUFFIXES = (".jsonl", ".jsonl.zst", ".jsonl.gz", ".json", ".zst", ".gz", ".jsonl.zstd")
+
+Spec = str | os.PathLike | Sequence[str | os.PathLike] | None
+
+
+# ----------------------------------------------------------------------------- paths
+
+
+def _is_glob(s: str) -> bool:
+    return any(c in s for c in "*?[")
+
+
+def _shards(directory: Path) -> list[str]:
+    out = []
+    for p in sorted(directory.iterdir()):
+        if p.name.startswith(".") or not p.is_file():
+            continue  # hidden: temporary files of writers in progress
+        if p.name.endswith(SHARD_SUFFIXES):
+            out.append(str(p))
+    return out
+
+
+def expand(spec: Spec) -> list[str]:
+    """The list of sources a spec names ('-' for stdin), in a stable order."""
+    if spec is None:
+        return ["-"]
+    if isinstance(spec, (list, tuple)):
+        out: list[str] = []
+        for s in spec:
+            out.extend(expand(s))
+        return out
+    s = os.fspath(spec)
+    if s == "-":
+        return ["-"]
+    p = Path(s)
+    if p.is_dir():
+        return _shards(p)
+    if p.exists():
+        return [s]
+    if _is_glob(s):
+        matches = sorted(m for m in _glob.glob(s, recursive=True) if not Path(m).name.startswith("."))
+        files: list[str] = []
+        for m in matches:
+            files.extend(_shards(Path(m)) if Path(m).is_dir() else [m])
+        if not files:
+            raise BadInput("no files match this pattern", path=s)
+        return files
+    raise BadInput("no such file or directory", path=s)
+
+
+# ----------------------------------------------------------------------------- decoding
+
+
+class _Truncated(Exception):
+    pass
+
+
+def _decompressed_chunks(f: IO[bytes], head: bytes) -> Iterator[bytes]:
+    """Decompressed bytes of `head` + the rest of `f`, chunk by chunk.
+
+    Handles concatenated frames/members (as written by appending shards with `cat`), and raises
+    _Truncated when the input ends inside a frame."""
+
+    def raw() -> Iterator[bytes]:
+        if head:
+            yield head
+        while chunk := f.read(CHUNK):
+            yield chunk
+
+    if head.startswith(ZSTD_MAGIC):
+        dctx = zstandard.ZstdDecompressor()
+        new = dctx.decompressobj
+        started = False
+        obj = new()
+        try:
+            for data in raw():
+                while data:
+                    out = obj.decompress(data)
+                    started = True
+                    if out:
+                        yield out
+                    if obj.eof:
+                        data = obj.unused_data
+                        obj = new()
+                        started = False
+                    else:
+                        data = b""
+        except zstandard.ZstdError as e:
+            raise _Truncated(f"corrupt zstd stream ({e})") from None
+        if started and not obj.eof:
+            raise _Truncated("truncated zstd stream (ended inside a frame)")
+    elif head.startswith(GZIP_MAGIC):
+        obj = zlib.decompressobj(wbits=47)
+        started = False
+        try:
+            for data in raw():
+                while data:
+                    out = obj.decompress(data)
+                    started = True
+                    if out:
+                        yield out
+                    if obj.eof:
+                        data = obj.unused_data
+                        obj = zlib.decompressobj(wbits=47)
+                        started = False
+                    else:
+                        data = b""
+        except zlib.error as e:
+            raise _Truncated(f"corrupt gzip stream ({e})") from None
+        if started and not obj.eof:
+            raise _Truncated("truncated gzip stream (ended inside a member)")
+    else:
+        yield from raw()
+
+
+def _describe_json_error(line: bytes, e: Exception) -> str:
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError as u:
+        return f"not valid UTF-8 (byte 0x{line[u.start]:02x} at column {u.start + 1})"
+    msg = str(e)
+    return f"malformed JSON ({msg})"
+
+
+@dataclass
+class ReadStats:
+    """Counts of what a read saw; `skipped` holds (path, line, reason) of the first few invalid."""
+
+    records: int = 0
+    invalid: int = 0
+    duplicates: int = 0
+    examples: list[tuple[str, int | None, str]] = field(default_factory=list)
+
+    def note_invalid(self, path: str, line: int | None, reason: str) -> None:
+        self.invalid += 1
+        if len(self.examples) < 5:
+            self.examples.append((path, line, reason))
+
+    def summary(self) -> str:
+        parts = [f"{self.records} records"]
+        if self.duplicates:
+            parts.append(f"{self.duplicates} duplicates dropped")
+        if self.invalid:
+            first = self.examples[0]
+            where = f"{first[0]}:{first[1]}" if first[1] is not None else first[0]
+            parts.append(f"{self.invalid} invalid skipped (first: {where}: {first[2]})")
+        return ", ".join(parts)
+
+
+def _open_source(src: str) -> tuple[IO[bytes], bool]:
+    if src == "-":
+        return sys.stdin.buffer, False
+    try:
+        return open(src, "rb"), True
+    except OSError as e:
+        raise BadInput(f"cannot open: {e.strerror}", path=src) from None
+
+
+def _iter_source(src: str, kind: str | None, skip_invalid: bool, stats: ReadStats,
+                 normalize: Any) -> Iterator[dict]:
+    name = "<stdin>" if src == "-" else src
+    f, close = _open_source(src)
+    loads = orjson.loads
+    check = validate if kind else None
+    try:
+        head = f.read(CHUNK)
+        lineno = 0
+        rest = b""
+        try:
+            for chunk in _decompressed_chunks(f, head):
+                if rest:
+                    chunk = rest + chunk
+                lines = chunk.split(b"\n")
+                rest = lines.pop()
+                for line in lines:
+                    lineno += 1
+                    if not line or line.isspace():
+                        continue
+                    try:
+                        rec = loads(line)
+                        if normalize is not None:
+                            rec = normalize(rec, lineno)
+                        if check is not None:
+                            check(rec, kind)
+                    except orjson.JSONDecodeError as e:
+                        reason = _describe_json_error(line, e)
+                        if not skip_invalid:
+                            raise BadInput(reason, path=name, line=lineno) from None
+                        stats.note_invalid(name, lineno, reason)
+                        continue
+                    except RecordError as e:
+                        reason = f"invalid {kind} record: {e}"
+                        if not skip_invalid:
+                            raise BadInput(reason, path=name, line=lineno) from None
+                        stats.note_invalid(name, lineno, reason)
+                        continue
+                    yield rec
+        except _Truncated as e:
+            # Everything complete before the break has been yielded; the partial line is lost.
+            if not skip_invalid:
+                raise BadInput(f"{e}; {lineno} complete lines read before it", path=name,
+                               line=lineno + 1) from None
+            stats.note_invalid(name, lineno + 1, str(e))
+            return
+        if rest and not rest.isspace():
+            lineno += 1
+            try:
+                rec = loads(rest)
+                if normalize is not None:
+                    rec = normalize(rec, lineno)
+                if check is not None:
+                    check(rec, kind)
+            except orjson.JSONDecodeError as e:
+                reason = _describe_json_error(rest, e) + " (last line, no newline: truncated?)"
+                if not skip_invalid:
+                    raise BadInput(reason, path=name, line=lineno) from None
+                stats.note_invalid(name, lineno, reason)
+                return
+            except RecordError as e:
+                reason = f"invalid {kind} record: {e}"
+                if not skip_invalid:
+                    raise BadInput(reason, path=name, line=lineno) from None
+                stats.note_invalid(name, lineno, reason)
+                return
+            yield rec
+    finally:
+        if close:
+            f.close()
+
+
+def read_records(spec: Spec, kind: str | None = None, *, skip_invalid: bool = False,
+                 dedup: bool = False, stats: ReadStats | None = None) -> Iterator[dict]:
+    """Stream records from a spec (see module docstring).
+
+    kind: None (any JSON object per line), "problem" (also maps CodeContests/TACO/HumanEval/MBPP
+    layouts onto the Problem record), "trajectory" or "value": each record is validated.
+    dedup: drop trajectories whose id was already seen (keeps a set of ids: memory grows with the
+    number of distinct trajectories, ~100 bytes each, not with the file).
+    """
+    stats = stats if stats is not None else ReadStats()
+    normalize = None
+    if kind == "problem":
+        from spo_cli.importers import to_problem
+
+        normalize = to_problem
+    elif kind is None:
+        normalize = _require_object
+    seen: set[str] | None = set() if dedup else None
+    for src in expand(spec):
+        for rec in _iter_source(src, kind, skip_invalid, stats, normalize):
+            if seen is not None:
+                rid = rec.get("id")
+                if rid is not None:
+                    if rid in seen:
+                        stats.duplicates += 1
+                        continue
+                    seen.add(rid)
+            stats.records += 1
+            yield rec
+
+
+def _require_object(rec: Any, lineno: int) -> dict:
+    if not isinstance(rec, dict):
+        raise RecordError(None, f"a record must be a JSON object, got {type(rec).__name__}")
+    return rec
+
+
+def index_by(records: Iterable[dict], key: str, what: str = "record") -> dict[str, dict]:
+    """A dict of records by a key field; a duplicate key is an error (problems, values)."""
+    out: dict[str, dict] = {}
+    for rec in records:
+        k = rec[key]
+        if k in out:
+            raise BadInput(f"duplicate {what} {key} {k!r}")
+        out[k] = rec
+    return out
+
+
+# ----------------------------------------------------------------------------- writing
+
+COMPRESSIONS = ("none", "zstd", "gzip")
+
+
+def compression_for_name(name: str) -> str:
+    n = name.lower()
+    if n.endswith((".zst", ".zstd")):
+        return "zstd"
+    if n.endswith(".gz"):
+        return "gzip"
+    return "none"
+
+
+def _stdout_target_name() -> str | None:
+    """The file stdout is redirected to, if it is a regular file (Linux /proc)."""
+    try:
+        fd = sys.stdout.fileno()
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return None
+
+
+class RecordWriter:
+    """Writes records as JSON lines to a binary file object, optionally compressed.
+
+    Lines are batched (for throughput) and pushed downstream at least every `flush_s` seconds, so
+    a pipeline stage reading our stdout sees records promptly.
+    """
+
+    def __init__(self, f: IO[bytes], compress: str = "none", level: int = 3, flush_s: float = 0.5,
+                 name: str = "<stdout>"):
+        if compress not in COMPRESSIONS:
+            raise BadInput(f"unknown compression {compress!r} (choose {', '.join(COMPRESSIONS)})")
+        self.name = name
+        self.count = 0
+        self._f = f
+        self._buf: list[bytes] = []
+        self._size = 0
+        self._flush_s = flush_s
+        self._last = time.monotonic()
+        self.compress = compress
+        if compress == "zstd":
+            self._c = zstandard.ZstdCompressor(level=level).compressobj()
+        elif compress == "gzip":
+            self._c = zlib.compressobj(6, zlib.DEFLATED, 31)
+        else:
+            self._c = None
+
+    def write(self, record: dict) -> None:
+        line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY)
+        self._buf.append(line)
+        self._size += len(line)
+        self.count += 1
+        if self._size >= CHUNK or (self.count & 63) == 0 and time.monotonic() - self._last > self._flush_s:
+            self.flush()
+
+    def write_many(self, records: Iterable[dict]) -> None:
+        for r in records:
+            self.write(r)
+
+    def flush(self) -> None:
+        """Push buffered records downstream (a complete compressed block, readable at once)."""
+        if self._buf:
+            data = b"".join(self._buf)
+            self._buf.clear()
+            self._size = 0
+            if self._c is not None:
+                data = self._c.compress(data)
+                data += self._c.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK) if self.compress == "zstd" \
+                    else self._c.flush(zlib.Z_SYNC_FLUSH)
+            if data:
+                self._f.write(data)
+        self._f.flush()
+        self._last = time.monotonic()
+
+    def finish(self) -> None:
+        """Flush and end the compressed stream (its frame or member)."""
+        self.flush()
+        if self._c is not None:
+            tail = self._c.flush() if self.compress == "gzip" else self._c.flush(zstandard.COMPRESSOBJ_FLUSH_FINISH)
+            if tail:
+                self._f.write(tail)
+            self._c = None
+        self._f.flush()
+
+
+def _fsync_dir(d: Path) -> None:
+    try:
+        fd = os.open(d, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def shard_name(prefix: str = "shard", suffix: str = ".jsonl.zst") -> str:
+    """A shard name no other writer can pick: time, host, pid and a random part."""
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+    host = socket.gethostname().split(".")[0].replace("-", "")[:16] or "host"
+    return f"{prefix}-{stamp}-{host}-{os.getpid()}-{uuid.uuid4().hex[:8]}{suffix}"
+
+
+@contextmanager
+def open_writer(spec: str | os.PathLike | None = "-", compress: str | None = None, *,
+                level: int = 3, shard_prefix: str = "shard") -> Iterator[RecordWriter]:
+    """A RecordWriter for `spec`: '-'/None = stdout, a file (atomic), or a directory (new shard).
+
+    compress: None = by the target's name ('.zst', '.gz'; stdout: by the name of the file it is
+    redirected to, plain for a pipe or terminal), or one of 'none', 'zstd', 'gzip'.
+    """
+    target = "-" if spec is None else os.fspath(spec)
+    if target == "-":
+        algo = compress or compression_for_name(_stdout_target_name() or "")
+        w = RecordWriter(sys.stdout.buffer, algo, level)
+        try:
+            yield w
+        finally:
+            # Also on errors: records already produced are complete; end the frame cleanly.
+            try:
+                w.finish()
+            except BrokenPipeError:
+                raise
+            except (OSError, ValueError):
+                pass
+        return
+
+    path = Path(target)
+    if path.is_dir() or target.endswith(os.sep):
+        path.mkdir(parents=True, exist_ok=True)
+        suffix = {"zstd": ".jsonl.zst", "gzip": ".jsonl.gz", "none": ".jsonl"}[compress or "zstd"]
+        path = path / shard_name(shard_prefix, suffix)
+    algo = compress or compression_for_name(path.name)
+    parent = path.parent
+    if not parent.exists():
+        raise BadInput("directory does not exist", path=str(parent))
+    tmp = parent / f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    f = open(tmp, "wb")
+    w = RecordWriter(f, algo, level, flush_s=float("inf"), name=str(path))
+    w.path = path  # type: ignore[attr-defined]
+    ok = False
+    try:
+        yield w
+        ok = True
+    except BadInput:
+        ok = True  # the input stopped at a record boundary: keep what was written, then re-raise
+        raise
+    finally:
+        try:
+            if ok:
+                w.finish()
+                os.fsync(f.fileno())
+                f.close()
+                os.replace(tmp, path)
+                _fsync_dir(parent)
+            else:
+                f.close()
+        finally:
+            if not ok or tmp.exists():
+                try:
+                    tmp.unlink()
+                except FileNotFoundError:
+                    pass
+
+
+def write_records(spec: str | os.PathLike | None, records: Iterable[dict],
+                  compress: str | None = None) -> int:
+    """Write all records to spec (see open_writer); return how many."""
+    with open_writer(spec, compress) as w:
+        for r in records:
+            w.write(r)
+        return w.count
+
+
+def add_shard(corpus_dir: str | os.PathLike, records: Iterable[dict], *, prefix: str = "shard",
+              compress: str = "zstd") -> Path:
+    """Atomically add a new uniquely named shard holding `records` to a corpus directory."""
+    d = Path(corpus_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    with open_writer(str(d) + os.sep, compress, shard_prefix=prefix) as w:
+        for r in records:
+            w.write(r)
+        return w.path  # type: ignore[attr-defined]
