@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -23,7 +23,8 @@ from spo_cli import __version__
 from spo_cli.console import error
 from spo_cli.errors import SpoError
 
-# (command name, module in spo_cli.commands). Each module defines `main`, a typer command function.
+# (command name, module in spo_cli.commands). Each module defines `main`, a typer command
+# function, or `app`, a typer.Typer of subcommands.
 COMMANDS: list[tuple[str, str]] = [
     ("sample", "sample"),
     ("judge", "judge"),
@@ -39,19 +40,22 @@ COMMANDS: list[tuple[str, str]] = [
 class SpoGroup(TyperGroup):
     """Maps our exceptions onto exit codes for every command, under CliRunner too."""
 
-    def list_commands(self, ctx: click.Context) -> list[str]:  # keep pipeline order in --help
+    def list_commands(self, ctx: typer.Context) -> list[str]:  # keep pipeline order in --help
         return list(self.commands)
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: typer.Context):
         try:
             return super().invoke(ctx)
         except SpoError as e:
             error(str(e))
-            raise click.exceptions.Exit(e.exit_code) from None
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            error("interrupted")
+            raise typer.Exit(130) from None
         except BrokenPipeError:
             # The reader went away (`spo ... | head`): stop quietly, like other Unix tools.
             _silence_stdout()
-            raise click.exceptions.Exit(1) from None
+            raise typer.Exit(1) from None
 
 
 def _silence_stdout() -> None:
@@ -98,13 +102,22 @@ def _register() -> None:
             if e.name == f"spo_cli.commands.{module}":
                 continue  # not built yet
             raise
-        app.command(name)(mod.main)
+        if hasattr(mod, "app"):
+            app.add_typer(mod.app, name=name)
+        else:
+            app.command(name)(mod.main)
 
 
 _register()
 
 
+def _on_sigterm(signum, frame):  # noqa: ARG001
+    # Unwind like Ctrl-C so atomic writers remove their temporary files.
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _on_sigterm)
     app(prog_name="spo")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 
 from rich.console import Console
+from rich.markup import escape as _escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -32,11 +33,11 @@ def info(msg: str) -> None:
 
 
 def warn(msg: str) -> None:
-    err.print(f"[bold yellow]warning:[/] {msg}")
+    err.print(f"[bold yellow]warning:[/] {_escape(msg)}", soft_wrap=True)
 
 
 def error(msg: str) -> None:
-    err.print(f"[bold red]error:[/] {msg}", markup=True)
+    err.print(f"[bold red]error:[/] {_escape(msg)}", soft_wrap=True)
 
 
 def progress(*extra_columns, transient: bool = False) -> Progress:

@@ -243,5 +243,5 @@ def describe(kind: str) -> str:
     lines = []
     for f in KINDS[kind]:
         req = "required" if f.required else "optional"
-        lines.append(f"{f.name:16} {_type_names(f.types):28} {req:9} {f.doc}")
+        lines.append(f"{f.name:20} {_type_names(f.types):26} {req:9} {f.doc}")
     return "\n".join(lines)
