@@ -45,6 +45,7 @@ from spo_cli.schema import validate
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 GZIP_MAGIC = b"\x1f\x8b"
 CHUNK = 1 << 20
+ZSTD_SLICE = 1 << 13
 SHARD_SUFFIXES = (".jsonl", ".jsonl.zst", ".jsonl.gz", ".json", ".zst", ".gz", ".jsonl.zstd")
 
 Spec = str | os.PathLike | Sequence[str | os.PathLike] | None
@@ -120,18 +121,22 @@ def _decompressed_chunks(f: IO[bytes], head: bytes) -> Iterator[bytes]:
         started = False
         obj = new()
         try:
-            for data in raw():
-                while data:
-                    out = obj.decompress(data)
-                    started = True
-                    if out:
-                        yield out
-                    if obj.eof:
-                        data = obj.unused_data
-                        obj = new()
-                        started = False
-                    else:
-                        data = b""
+            for block in raw():
+                # Feed small slices: decompressobj's output is unbounded for one call, and a
+                # highly compressible file would otherwise inflate a 1 MiB read into 100s of MB.
+                for off in range(0, len(block), ZSTD_SLICE):
+                    data = block[off:off + ZSTD_SLICE]
+                    while data:
+                        out = obj.decompress(data)
+                        started = True
+                        if out:
+                            yield out
+                        if obj.eof:
+                            data = obj.unused_data
+                            obj = new()
+                            started = False
+                        else:
+                            data = b""
         except zstandard.ZstdError as e:
             raise _Truncated(f"corrupt zstd stream ({e})") from None
         if started and not obj.eof:
@@ -142,7 +147,7 @@ def _decompressed_chunks(f: IO[bytes], head: bytes) -> Iterator[bytes]:
         try:
             for data in raw():
                 while data:
-                    out = obj.decompress(data)
+                    out = obj.decompress(data, CHUNK)  # bounded output; the rest stays in the tail
                     started = True
                     if out:
                         yield out
@@ -151,7 +156,7 @@ def _decompressed_chunks(f: IO[bytes], head: bytes) -> Iterator[bytes]:
                         obj = zlib.decompressobj(wbits=47)
                         started = False
                     else:
-                        data = b""
+                        data = obj.unconsumed_tail
         except zlib.error as e:
             raise _Truncated(f"corrupt gzip stream ({e})") from None
         if started and not obj.eof:
