@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import glob as _glob
 import io
+import itertools
 import os
 import socket
 import stat
@@ -40,12 +41,12 @@ import orjson
 import zstandard
 
 from spo_cli.errors import BadInput, RecordError
-from spo_cli.schema import validate
+from spo_cli.schema import _FAST, validate
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 GZIP_MAGIC = b"\x1f\x8b"
 CHUNK = 1 << 20
-ZSTD_SLICE = 1 << 13
+ZSTD_SLICE = 1 << 15
 SHARD_SUFFIXES = (".jsonl", ".jsonl.zst", ".jsonl.gz", ".json", ".zst", ".gz", ".jsonl.zstd")
 
 Spec = str | os.PathLike | Sequence[str | os.PathLike] | None
@@ -120,17 +121,25 @@ def _decompressed_chunks(f: IO[bytes], head: bytes) -> Iterator[bytes]:
         new = dctx.decompressobj
         started = False
         obj = new()
+        pending: list[bytes] = []
+        size = 0
         try:
             for block in raw():
                 # Feed small slices: decompressobj's output is unbounded for one call, and a
                 # highly compressible file would otherwise inflate a 1 MiB read into 100s of MB.
+                # Outputs are gathered to ~1 MiB so lines are split in large pieces.
                 for off in range(0, len(block), ZSTD_SLICE):
                     data = block[off:off + ZSTD_SLICE]
                     while data:
                         out = obj.decompress(data)
                         started = True
                         if out:
-                            yield out
+                            pending.append(out)
+                            size += len(out)
+                            if size >= CHUNK:
+                                yield b"".join(pending)
+                                pending.clear()
+                                size = 0
                         if obj.eof:
                             data = obj.unused_data
                             obj = new()
@@ -138,7 +147,11 @@ def _decompressed_chunks(f: IO[bytes], head: bytes) -> Iterator[bytes]:
                         else:
                             data = b""
         except zstandard.ZstdError as e:
+            if pending:
+                yield b"".join(pending)
             raise _Truncated(f"corrupt zstd stream ({e})") from None
+        if pending:
+            yield b"".join(pending)
         if started and not obj.eof:
             raise _Truncated("truncated zstd stream (ended inside a frame)")
     elif head.startswith(GZIP_MAGIC):
@@ -209,11 +222,13 @@ def _open_source(src: str) -> tuple[IO[bytes], bool]:
 
 
 def _iter_source(src: str, kind: str | None, skip_invalid: bool, stats: ReadStats,
-                 normalize: Any) -> Iterator[dict]:
+                 normalize: Any, seen: set | None) -> Iterator[dict]:
     name = "<stdin>" if src == "-" else src
     f, close = _open_source(src)
     loads = orjson.loads
     check = validate if kind else None
+    fast = _FAST[kind] if kind else None
+    count = dups = 0
     try:
         head = f.read(CHUNK)
         lineno = 0
@@ -226,15 +241,17 @@ def _iter_source(src: str, kind: str | None, skip_invalid: bool, stats: ReadStat
                 rest = lines.pop()
                 for line in lines:
                     lineno += 1
-                    if not line or line.isspace():
+                    if not line:
                         continue
                     try:
                         rec = loads(line)
                         if normalize is not None:
                             rec = normalize(rec, lineno)
-                        if check is not None:
-                            check(rec, kind)
+                        if fast is not None and (type(rec) is not dict or not fast(rec)):
+                            validate(rec, kind)  # the slow path: raises with the reason
                     except orjson.JSONDecodeError as e:
+                        if line.isspace():
+                            continue
                         reason = _describe_json_error(line, e)
                         if not skip_invalid:
                             raise BadInput(reason, path=name, line=lineno) from None
@@ -246,6 +263,14 @@ def _iter_source(src: str, kind: str | None, skip_invalid: bool, stats: ReadStat
                             raise BadInput(reason, path=name, line=lineno) from None
                         stats.note_invalid(name, lineno, reason)
                         continue
+                    if seen is not None:
+                        rid = rec.get("id")
+                        if rid is not None:
+                            if rid in seen:
+                                dups += 1
+                                continue
+                            seen.add(rid)
+                    count += 1
                     yield rec
         except _Truncated as e:
             # Everything complete before the break has been yielded; the partial line is lost.
@@ -274,8 +299,16 @@ def _iter_source(src: str, kind: str | None, skip_invalid: bool, stats: ReadStat
                     raise BadInput(reason, path=name, line=lineno) from None
                 stats.note_invalid(name, lineno, reason)
                 return
-            yield rec
+            if seen is None or rec.get("id") is None or rec["id"] not in seen:
+                if seen is not None and rec.get("id") is not None:
+                    seen.add(rec["id"])
+                count += 1
+                yield rec
+            else:
+                dups += 1
     finally:
+        stats.records += count
+        stats.duplicates += dups
         if close:
             f.close()
 
@@ -288,6 +321,7 @@ def read_records(spec: Spec, kind: str | None = None, *, skip_invalid: bool = Fa
     layouts onto the Problem record), "trajectory" or "value": each record is validated.
     dedup: drop trajectories whose id was already seen (keeps a set of ids: memory grows with the
     number of distinct trajectories, ~100 bytes each, not with the file).
+    Paths are resolved at once (a missing file raises here); records are read lazily.
     """
     stats = stats if stats is not None else ReadStats()
     normalize = None
@@ -298,17 +332,9 @@ def read_records(spec: Spec, kind: str | None = None, *, skip_invalid: bool = Fa
     elif kind is None:
         normalize = _require_object
     seen: set[str] | None = set() if dedup else None
-    for src in expand(spec):
-        for rec in _iter_source(src, kind, skip_invalid, stats, normalize):
-            if seen is not None:
-                rid = rec.get("id")
-                if rid is not None:
-                    if rid in seen:
-                        stats.duplicates += 1
-                        continue
-                    seen.add(rid)
-            stats.records += 1
-            yield rec
+    sources = expand(spec)  # eager: a missing file is reported before anything is read
+    gens = (_iter_source(src, kind, skip_invalid, stats, normalize, seen) for src in sources)
+    return itertools.chain.from_iterable(gens)
 
 
 def _require_object(rec: Any, lineno: int) -> dict:
