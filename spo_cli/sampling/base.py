@@ -222,12 +222,23 @@ class Sampler:
     def iter_sample(self, problems: Iterable[dict], n: int | None = None,
                     window_rows: int | None = None) -> Iterator[dict]:
         """Stream trajectories: problems are taken in windows of about `window_rows` samples
-        (default 8 batches), sorted by prompt length inside a window, and written in input order."""
+        (default 8 batches), sorted by prompt length inside a window, and written in input order.
+        If reading the problems fails with BadInput, the problems read before it are still
+        sampled and yielded, then the error propagates (nothing read is lost)."""
         n = self.opts.n if n is None else n
         window_rows = window_rows or 8 * self.opts.batch_size
         per_window = max(1, window_rows // n)
         chunk: list[dict] = []
-        for problem in problems:
+        it = iter(problems)
+        while True:
+            try:
+                problem = next(it)
+            except StopIteration:
+                break
+            except BadInput:
+                if chunk:
+                    yield from self.sample(chunk, n)
+                raise
             chunk.append(problem)
             if len(chunk) >= per_window:
                 yield from self.sample(chunk, n)

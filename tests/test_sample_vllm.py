@@ -1,0 +1,158 @@
+"""The vllm backend without vLLM: a stand-in `vllm` module whose LLM answers with objects shaped
+like vLLM's RequestOutput / CompletionOutput / Logprob. Its tokens come from the tiny HF model
+(same seeds, same prompts), so the records the vllm path builds can be compared field by field
+with the hf backend's. What this cannot check - vLLM's own sampling and its logprobs_mode - needs
+a GPU run (see spo_cli/sampling/vllm.py)."""
+
+from __future__ import annotations
+
+import sys
+import types
+from dataclasses import dataclass, field
+
+import pytest
+
+from spo_cli.errors import SpoError
+from spo_cli.sampling import SampleOptions, make_sampler
+from spo_cli.sampling.base import Row
+from spo_cli.sampling.hf import HFSampler, load_model
+from spo_cli.sampling.vllm import LOGPROBS_MODE, VLLMSampler, generation_from_output
+from tests.tinymodel_util import build_tiny_model
+
+
+@dataclass
+class Logprob:
+    logprob: float
+    rank: int | None = None
+    decoded_token: str | None = None
+
+
+@dataclass
+class CompletionOutput:
+    index: int
+    text: str
+    token_ids: tuple
+    cumulative_logprob: float | None
+    logprobs: list | None
+    finish_reason: str | None = None
+    stop_reason: int | str | None = None
+
+
+@dataclass
+class RequestOutput:
+    request_id: str
+    prompt: str | None
+    prompt_token_ids: list
+    outputs: list = field(default_factory=list)
+    finished: bool = True
+
+
+class FakeSamplingParams:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+def fake_vllm(hf: HFSampler, created: list):
+    """A `vllm` module whose LLM decodes with the tiny HF model, one request per sample."""
+
+    class LLM:
+        def __init__(self, **kwargs):
+            created.append(kwargs)
+            if "logprobs_mode" in kwargs and kwargs.get("_old"):
+                raise TypeError("EngineArgs.__init__() got an unexpected keyword argument 'logprobs_mode'")
+
+        def generate(self, prompts, params, use_tqdm=True):
+            outs = []
+            for i, (p, sp) in enumerate(zip(prompts, params)):
+                assert sp.n == 1 and sp.logprobs == 0 and sp.include_stop_str_in_output
+                row = Row({"id": "?"}, 0, "", p["prompt_token_ids"], sp.temperature, sp.seed)
+                hf.opts = hf.opts.with_(top_p=sp.top_p, max_new_tokens=sp.max_tokens, stop=tuple(sp.stop or ()))
+                g = hf._generate([row])[0]
+                # vLLM gives the sampled token's entry (rank and text as it likes) per position.
+                lps = [{t: Logprob(l, rank=1, decoded_token="x")} for t, l in zip(g.response_ids, g.logprobs)]
+                outs.append(RequestOutput(str(i), None, p["prompt_token_ids"], [CompletionOutput(
+                    0, "text vLLM cut at the stop string", tuple(g.response_ids), sum(g.logprobs), lps,
+                    finish_reason=g.finish_reason, stop_reason=None)]))
+            return outs
+
+    mod = types.ModuleType("vllm")
+    mod.LLM = LLM
+    mod.SamplingParams = FakeSamplingParams
+    mod.__version__ = "0.0-fake"
+    return mod
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    path = build_tiny_model(tmp_path_factory.mktemp("tiny") / "model")
+    return path, *load_model(str(path), device="cpu", dtype="float32")
+
+
+PROBLEMS = [{"id": f"q{i}", "prompt": "Add two numbers. " * (i + 1), "tests": []} for i in range(3)]
+
+
+def test_vllm_records_match_hf_records(tiny, monkeypatch):
+    path, model, tok = tiny
+    opts = SampleOptions(n=2, temperature_range=(0.3, 1.1), top_p=0.9, max_new_tokens=10, seed=4)
+    created: list = []
+    monkeypatch.setitem(sys.modules, "vllm", fake_vllm(HFSampler(model, tok, opts), created))
+    v = make_sampler("vllm", str(path), opts)
+    assert isinstance(v, VLLMSampler)
+    assert created[0]["logprobs_mode"] == LOGPROBS_MODE == "raw_logprobs"
+    assert created[0]["model"] == str(path) and created[0]["seed"] == 4
+    got = v.sample(PROBLEMS)
+    want = HFSampler(model, tok, opts, model_name=str(path)).sample(PROBLEMS)
+    assert len(got) == len(want) == 6
+    for g, w in zip(got, want):
+        for k in ("id", "problem_id", "prompt", "response", "prompt_ids", "response_ids", "tokenizer",
+                  "source", "policy_version", "finish_reason"):
+            assert g[k] == w[k], k
+        # The stand-in decodes one request at a time, hf in batches: rounding differs a little.
+        assert max(abs(a - b) for a, b in zip(g["logprobs"], w["logprobs"])) < 1e-5
+        assert g["sampler"] == {**w["sampler"], "backend": "vllm"}
+
+
+def test_sampling_params_of_a_row(tiny):
+    path, model, tok = tiny
+    opts = SampleOptions(temperature=0.4, top_p=0.95, max_new_tokens=64, stop=("\n```",))
+    v = VLLMSampler(object(), tok, opts, eos_ids=[1, 5])
+    row = v.rows(PROBLEMS[:1])[0]
+    assert v.sampling_params(row) == {
+        "n": 1, "temperature": 0.4, "top_p": 0.95, "seed": row.seed, "max_tokens": 64,
+        "stop": ["\n```"], "stop_token_ids": [1, 5], "include_stop_str_in_output": True,
+        "logprobs": 0, "skip_special_tokens": True,
+    }
+
+
+def _out(token_ids, logprobs, finish="stop"):
+    return RequestOutput("0", None, [0], [CompletionOutput(0, "", tuple(token_ids), None, logprobs, finish)])
+
+
+def test_generation_from_output_reads_the_sampled_tokens_logprob():
+    # With logprobs=0 vLLM may still add top entries; we take the sampled token's.
+    g = generation_from_output(_out([7, 9], [{7: Logprob(-0.5), 3: Logprob(-0.1)}, {9: Logprob(-2.0)}], "length"))
+    assert g.response_ids == [7, 9] and g.logprobs == [-0.5, -2.0] and g.finish_reason == "length"
+    assert generation_from_output(_out([4], [{4: -1.25}])).logprobs == [-1.25]  # bare floats too
+    assert generation_from_output(_out([], [])).response_ids == []
+
+
+@pytest.mark.parametrize("out,msg", [
+    (_out([1], None), "no logprobs"),
+    (_out([1, 2], [{1: Logprob(-1.0)}]), "1 logprob entries for 2 tokens"),
+    (_out([1], [{2: Logprob(-1.0)}]), "sampled token's logprob at step 0"),
+    (RequestOutput("7", None, [0], []), "no completion"),
+])
+def test_generation_from_output_errors(out, msg):
+    with pytest.raises(SpoError, match=msg):
+        generation_from_output(out)
+
+
+def test_missing_or_old_vllm_is_a_clear_error(tiny, monkeypatch):
+    path, model, tok = tiny
+    monkeypatch.setitem(sys.modules, "vllm", None)  # import vllm -> ImportError
+    with pytest.raises(SpoError, match="needs vLLM"):
+        make_sampler("vllm", str(path), SampleOptions())
+    created: list = []
+    monkeypatch.setitem(sys.modules, "vllm", fake_vllm(HFSampler(model, tok), created))
+    with pytest.raises(SpoError, match="logprobs_mode"):
+        VLLMSampler.from_pretrained(str(path), SampleOptions(), _old=True)
