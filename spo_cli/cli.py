@@ -116,7 +116,17 @@ def _on_sigterm(signum, frame):  # noqa: ARG001
     raise SystemExit(128 + signum)
 
 
+def _quiet_libraries() -> None:
+    # Nothing is downloaded at run time, and library progress bars would clutter our stderr.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
 def main() -> None:
+    _quiet_libraries()
     signal.signal(signal.SIGTERM, _on_sigterm)
     app(prog_name="spo")
 

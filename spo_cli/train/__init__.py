@@ -1,0 +1,1 @@
+"""The learner behind `spo train`: config, data, batching, checkpoints and the loop."""

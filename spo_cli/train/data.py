@@ -1,0 +1,103 @@
+"""Where the learner's trajectories come from: a resumable offline stream and online rollouts.
+
+Offline: the corpus files are listed once when a run starts (and saved with it), read as a
+stream through a shuffle buffer seeded per epoch, forever. The data position is the number of
+records taken; resuming replays the same stream and skips that many, so the resumed run sees
+exactly the records an uninterrupted one would have. Memory: the shuffle buffer, not the corpus.
+
+Online: each step's problems and sampling seed are functions of (seed, step), and the behaviour
+policy is the policy as of the last update step, so online data too is the same after a resume.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import random
+from typing import Iterator
+
+from spo_cli.errors import BadInput
+from spo_cli.streams import ReadStats, expand, read_records
+
+
+def step_seed(seed: int, step: int, what: str) -> int:
+    h = hashlib.blake2b(f"{what}/{seed}/{step}".encode(), digest_size=8).digest()
+    return int.from_bytes(h, "little") >> 1
+
+
+class OfflineStream:
+    """An endless, shuffled, resumable stream of judged trajectories from fixed files."""
+
+    def __init__(self, files: list[str], seed: int, buffer: int = 4096, position: int = 0):
+        if not files:
+            raise BadInput("the offline corpus is empty: no files")
+        self.files = files
+        self.seed = seed
+        self.buffer = max(1, buffer)
+        self.position = position  # records taken so far (the data position of a checkpoint)
+        self.unjudged = 0
+        self._it = itertools.islice(self._stream(), position, None)
+
+    @staticmethod
+    def list_files(spec: list[str]) -> list[str]:
+        return expand(spec) if spec else []
+
+    def _epoch(self, epoch: int) -> Iterator[dict]:
+        rng = random.Random(step_seed(self.seed, epoch, "offline-shuffle"))
+        buf: list[dict] = []
+        stats = ReadStats()
+        for rec in read_records(self.files, "trajectory", dedup=True, stats=stats):
+            if rec.get("reward") is None:
+                self.unjudged += 1  # not judged: nothing to learn from
+                continue
+            if len(buf) < self.buffer:
+                buf.append(rec)
+                continue
+            i = rng.randrange(len(buf))
+            yield buf[i]
+            buf[i] = rec
+        rng.shuffle(buf)
+        yield from buf
+
+    def _stream(self) -> Iterator[dict]:
+        for epoch in itertools.count():
+            n = 0
+            for rec in self._epoch(epoch):
+                n += 1
+                yield rec
+            if n == 0:
+                raise BadInput(f"the offline corpus has no judged trajectories ({', '.join(self.files[:3])}"
+                               f"{', ...' if len(self.files) > 3 else ''}; {self.unjudged} unjudged)")
+
+    def take(self, n: int) -> list[dict]:
+        out = list(itertools.islice(self._it, n))
+        self.position += len(out)
+        return out
+
+
+class ValueTable:
+    """V_hat(x0) by problem id, from Value records; a missing one is an error unless a fallback
+    value is configured."""
+
+    def __init__(self, specs: list[str], missing: str = "error", beta: float | None = None):
+        self.values: dict[str, float] = {}
+        for rec in read_records(specs, "value") if specs else ():
+            if beta is not None and abs(rec["beta"] - beta) > 1e-12:
+                raise BadInput(f"the value of problem {rec['problem_id']!r} was estimated with beta "
+                               f"{rec['beta']}, but training uses beta {beta}: re-run spo estimate-v")
+            self.values[rec["problem_id"]] = float(rec["v"])
+        self.fallback: float | None = None
+        if missing != "error":
+            try:
+                self.fallback = float(missing)
+            except ValueError:
+                raise BadInput(f"--missing-value must be 'error' or a number, got {missing!r}") from None
+
+    def __call__(self, problem_id: str) -> float:
+        v = self.values.get(problem_id)
+        if v is not None:
+            return v
+        if self.fallback is None:
+            raise BadInput(f"no Value record for problem {problem_id!r}: run spo estimate-v for it, "
+                           "or pass --missing-value NUMBER to use a fallback V_hat")
+        return self.fallback

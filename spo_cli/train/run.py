@@ -1,0 +1,83 @@
+"""Drive a Trainer: progress display, metrics JSONL (and TensorBoard), checkpoints, signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import orjson
+
+from spo_cli.console import err, info, progress
+from spo_cli.train.config import TrainConfig
+
+KEY_METRICS = ("loss", "reward_online", "reward_offline", "kl_ref", "entropy", "q_terminal_err")
+
+
+def _trim_metrics(path: Path, step: int) -> None:
+    """On resume, drop metric lines past the checkpoint's step (they will be redone)."""
+    if not path.exists():
+        return
+    keep = []
+    for line in path.read_bytes().splitlines():
+        try:
+            if orjson.loads(line).get("step", 0) <= step:
+                keep.append(line)
+        except orjson.JSONDecodeError:
+            break  # a torn last line from a crash
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(b"".join(l + b"\n" for l in keep))
+    os.replace(tmp, path)
+
+
+def run(cfg: TrainConfig, *, resume: bool = False, quiet_stdout: bool = False) -> list[dict]:
+    """Train to cfg.steps; return the metrics of the steps run here."""
+    import torch
+
+    from spo_cli.train.loop import Trainer
+
+    torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+    trainer = Trainer(cfg, resume=resume)
+    metrics_path = trainer.out / "metrics.jsonl"
+    if resume:
+        _trim_metrics(metrics_path, trainer.step)
+        info(f"resuming {trainer.out} at step {trainer.step}")
+    tb = None
+    if trainer.cfg.tensorboard:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            tb = SummaryWriter(str(trainer.out / "tb"))
+        except ImportError:
+            err.print("warning: --tensorboard needs the tensorboard package; logging to metrics.jsonl only")
+    history: list[dict] = []
+    c = trainer.cfg
+    info(f"spo train: {c.algo} | {trainer.n_off} offline + {trainer.n_on} online per step | "
+         f"loss {trainer.objective or 'ppo'} | beta {c.beta} | lr {c.lr} | {c.steps} steps -> {trainer.out}")
+    try:
+        with open(metrics_path, "ab") as mf, progress() as bar:
+            task = bar.add_task("train", total=c.steps, completed=trainer.step)
+            for m in trainer.steps():
+                line = orjson.dumps(m)
+                mf.write(line + b"\n")
+                mf.flush()
+                if not quiet_stdout:
+                    sys.stdout.buffer.write(line + b"\n")
+                    sys.stdout.flush()
+                if tb is not None:
+                    for k, v in m.items():
+                        if isinstance(v, (int, float)) and k != "step":
+                            tb.add_scalar(("losses/" if "loss" in k else "charts/") + k, v, m["step"])
+                history.append(m)
+                shown = " ".join(f"{k}={m[k]:.3g}" for k in KEY_METRICS if k in m)
+                bar.update(task, completed=m["step"], description=f"train {shown}")
+    finally:
+        trainer.flush_rollouts()
+        trainer.close()
+        if tb is not None:
+            tb.close()
+    last = history[-1] if history else {}
+    info("done: " + " ".join(f"{k}={last[k]:.4g}" for k in KEY_METRICS if k in last)
+         + f" | checkpoint {trainer.ckpt_root / 'latest'}")
+    return history

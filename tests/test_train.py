@@ -1,0 +1,173 @@
+"""spo train: a tiny-budget run per objective and for PPO, exact resume, and clear errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from spo_cli.errors import BadInput
+from spo_cli.schema import new_trajectory
+from spo_cli.streams import read_records, write_records
+from spo_cli.train.config import TrainConfig
+from spo_cli.train.run import run
+from tests.tinymodel_util import build_tiny_model
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    d = tmp_path_factory.mktemp("train")
+    model = build_tiny_model(d / "model", chat_template=True)
+    problems = [{"id": f"p{i}", "prompt": f"Read a number and print it plus {i}.",
+                 "tests": [{"input": "1\n", "output": f"{1 + i}\n"}, {"input": "5\n", "output": f"{5 + i}\n"}],
+                 "time_limit": 2} for i in range(4)]
+    write_records(d / "problems.jsonl", problems)
+    trajs = []
+    for i in range(4):
+        good = new_trajectory(problem_id=f"p{i}", prompt="x", response=f"print(int(input())+{i})",
+                              reward=1.0, verdict="OK", source="human")
+        good["mc"] = None
+        bad = new_trajectory(problem_id=f"p{i}", prompt="x", response=f"print(int(input())+{i + 1})",
+                             reward=0.0, verdict="WA", source="offline")
+        trajs += [good, bad]
+    write_records(d / "corpus.jsonl", trajs)
+    write_records(d / "values.jsonl", [{"problem_id": f"p{i}", "v": -0.3, "k": 10, "beta": 0.1, "p_hat": 0.1}
+                                       for i in range(4)])
+    return d, str(model)
+
+
+def cfg(world, out, **kw) -> TrainConfig:
+    d, model = world
+    base = dict(model=model, out=str(out), problems=[str(d / "problems.jsonl")], values=[str(d / "values.jsonl")],
+                offline=[str(d / "corpus.jsonl")], offline_ratio=1.0, batch_size=4, online_n=2, steps=2,
+                max_new_tokens=12, lr=1e-3, warmup=0, save_every=100, judge_jobs=1, seed=0)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    return load_file(str(path / "model.safetensors"))
+
+
+@pytest.mark.parametrize("loss", ["terminal:ce", "terminal:sq", "nonterminal:sq", "nonterminal:ce",
+                                  "advantage", "offline=terminal:ce,human=terminal:sq*2"])
+def test_each_objective_trains_offline(world, tmp_path, loss):
+    d, model = world
+    hist = run(cfg(world, tmp_path / "run", loss=[loss]), quiet_stdout=True)
+    assert [h["step"] for h in hist] == [1, 2]
+    assert all(torch.isfinite(torch.tensor(h["loss"])) for h in hist)
+    ck = tmp_path / "run" / "checkpoints" / "step-000002"
+    from transformers import AutoModelForCausalLM
+
+    AutoModelForCausalLM.from_pretrained(ck)  # an ordinary HF directory
+    before, after = weights(Path(model)), weights(ck)
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # it learnt something
+    lines = [json.loads(l) for l in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [l["step"] for l in lines] == [1, 2]
+    for key in ("loss", "kl_ref", "entropy", "q_terminal_err", "tokens_per_s", "reward_offline"):
+        assert key in lines[-1]
+
+
+def test_mc_objective_uses_pts_targets(world, tmp_path):
+    d, model = world
+    from transformers import AutoTokenizer
+
+    from spo_cli.sampling.prompts import PromptFormatter, tokenizer_fingerprint
+
+    tok = AutoTokenizer.from_pretrained(model)
+    fmt = PromptFormatter(tok)
+    recs = []
+    for i in range(4):
+        text, p_ids = fmt({"id": f"p{i}", "prompt": f"Read a number and print it plus {i}."})
+        r_ids = tok(f"print(int(input())+{i})", add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        recs.append(new_trajectory(problem_id=f"p{i}", prompt=text, response="", prompt_ids=p_ids,
+                                   response_ids=r_ids, tokenizer=tokenizer_fingerprint(tok), reward=1.0,
+                                   source="pts", mc=[[1, 0.3, 8], [len(r_ids) // 2, 0.9, 8]]))
+    write_records(tmp_path / "pts.jsonl", recs)
+    hist = run(cfg(world, tmp_path / "run", offline=[str(tmp_path / "pts.jsonl")], loss=["mc:ce"]),
+               quiet_stdout=True)
+    assert len(hist) == 2 and hist[0]["loss"] > 0
+
+
+@pytest.mark.parametrize("algo", ["spo", "ppo"])
+def test_online_run_samples_judges_and_saves_rollouts(world, tmp_path, algo):
+    extra = {"loss": ["terminal:ce"]} if algo == "spo" else {}
+    c = cfg(world, tmp_path / "run", algo=algo, offline_ratio=0.0, offline=[], steps=2, model_update_interval=1,
+            **extra)
+    hist = run(c, quiet_stdout=True)
+    assert len(hist) == 2
+    assert all("reward_online" in h and h["sample_tokens"] > 0 for h in hist)
+    if algo == "ppo":
+        assert "value_loss" in hist[-1] and "clip_frac" in hist[-1]
+        assert (tmp_path / "run" / "checkpoints" / "step-000002" / "value_model" / "model.safetensors").exists()
+    rollouts = list(read_records(tmp_path / "run" / "corpus", "trajectory"))
+    assert len(rollouts) == 8 and all(r["verdict"] is not None for r in rollouts)
+    assert {r["policy_version"] for r in rollouts} == {0, 1}
+
+
+def test_resume_equals_uninterrupted(world, tmp_path):
+    kw = dict(offline_ratio=0.5, batch_size=4, online_n=2, model_update_interval=3, deterministic=True,
+              save_every=2)
+    full = run(cfg(world, tmp_path / "a", steps=5, **kw), quiet_stdout=True)
+    part1 = run(cfg(world, tmp_path / "b", steps=2, **kw), quiet_stdout=True)
+    part2 = run(cfg(world, tmp_path / "b", steps=5, **kw), resume=True, quiet_stdout=True)
+    assert [h["step"] for h in part1 + part2] == [1, 2, 3, 4, 5]
+    for x, y in zip(full, part1 + part2):
+        assert x["loss"] == y["loss"] and x.get("reward_online") == y.get("reward_online")
+        assert x["data_position"] == y["data_position"]
+    wa, wb = weights(tmp_path / "a/checkpoints/step-000005"), weights(tmp_path / "b/checkpoints/step-000005")
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    metrics = [json.loads(l)["step"] for l in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    assert metrics == [1, 2, 3, 4, 5]
+
+
+def test_errors_are_clear(world, tmp_path):
+    d, model = world
+    # a missing value names the problem
+    write_records(tmp_path / "v.jsonl", [{"problem_id": "p0", "v": -0.3, "k": 10, "beta": 0.1}])
+    with pytest.raises(BadInput, match="no Value record for problem 'p[123]'"):
+        run(cfg(world, tmp_path / "r1", values=[str(tmp_path / "v.jsonl")]), quiet_stdout=True)
+    # ... unless a fallback is chosen
+    assert len(run(cfg(world, tmp_path / "r1b", values=[str(tmp_path / "v.jsonl")], missing_value="-0.5"),
+                   quiet_stdout=True)) == 2
+    # an empty corpus
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "a.jsonl").write_text("")
+    with pytest.raises(BadInput, match="no judged trajectories"):
+        run(cfg(world, tmp_path / "r2", offline=[str(tmp_path / "empty")]), quiet_stdout=True)
+    # a corrupt checkpoint
+    run(cfg(world, tmp_path / "r3", save_every=1), quiet_stdout=True)
+    (tmp_path / "r3/checkpoints/step-000002/model.safetensors").unlink()
+    with pytest.raises(BadInput, match="incomplete checkpoint: missing model.safetensors"):
+        run(cfg(world, tmp_path / "r3", steps=3, save_every=1), resume=True, quiet_stdout=True)
+    (tmp_path / "r3/checkpoints/step-000001/trainer_state.pt").write_bytes(b"garbage")
+    (tmp_path / "r3/checkpoints/latest").write_text("step-000001\n")
+    with pytest.raises(BadInput, match="corrupt trainer state"):
+        run(cfg(world, tmp_path / "r3", steps=3, save_every=1), resume=True, quiet_stdout=True)
+    # a mismatched config
+    run(cfg(world, tmp_path / "r4"), quiet_stdout=True)
+    with pytest.raises(BadInput, match="different config.*beta"):
+        run(cfg(world, tmp_path / "r4", steps=3, beta=0.5), resume=True, quiet_stdout=True)
+    # reusing a run directory without --resume
+    with pytest.raises(BadInput, match="already holds a run"):
+        run(cfg(world, tmp_path / "r4"), quiet_stdout=True)
+
+
+def test_cli_train_exit_code_and_stdout(world, tmp_path):
+    d, model = world
+    r = subprocess.run([sys.executable, "-m", "spo_cli", "train", "-m", model, "--offline", str(d / "corpus.jsonl"),
+                        "--values", str(d / "values.jsonl"), "--batch-size", "4", "--steps", "1",
+                        "--out", str(tmp_path / "run")], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(l) for l in r.stdout.splitlines()]
+    assert [x["step"] for x in rows] == [1]
+    r = subprocess.run([sys.executable, "-m", "spo_cli", "train", "-m", model, "--offline", str(d / "corpus.jsonl"),
+                        "--batch-size", "4", "--steps", "1", "--out", str(tmp_path / "run2")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "no Value record" in r.stderr and r.stdout == ""
