@@ -382,8 +382,12 @@ def _exit_code(e):
 
 
 def _print_exc(e):
+    """The traceback as python3 main.py would print it (without the runner's own frame)."""
+    tb = e.__traceback__
+    if tb is not None and tb.tb_frame.f_code.co_filename == __file__:
+        tb = tb.tb_next
     try:
-        traceback.print_exception(type(e), e, e.__traceback__, file=sys.stderr)
+        traceback.print_exception(type(e), e, tb, file=sys.stderr)
     except BaseException:
         pass
 
@@ -576,6 +580,15 @@ def _vm_size():
 def child_init(cfg, req, limits, fds, status_w, alive_r):
     """R: pid 1 of the run's own pid namespace (namespaces mode). Never returns."""
     try:
+        # Default dispositions: the kernel then drops every signal the program (same pid
+        # namespace, maybe the same uid) sends to its pid 1, instead of running a Python
+        # handler (SIGINT -> KeyboardInterrupt) that would end the run as a judge error.
+        for sig in range(1, signal.NSIG):
+            if sig not in (signal.SIGKILL, signal.SIGSTOP):
+                try:
+                    signal.signal(sig, signal.SIG_DFL)
+                except (OSError, ValueError):
+                    pass
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         r, _, _ = select.select([alive_r], [], [], 0)
         if r:  # I already died: do not run anything

@@ -1,0 +1,107 @@
+"""`spo judge`: run every response against its problem's tests, isolated (thin layer over
+spo_cli.judge)."""
+
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import typer
+
+from spo_cli.commands._options import Compress, Output, SkipInvalid
+
+
+def main(
+    trajectories: str = typer.Argument("-", help="Trajectories: file, shard directory, glob or - for stdin."),
+    problems: str = typer.Option(..., "--problems", "-p", help="Problems the trajectories answer, joined by problem_id (CodeContests/TACO/HumanEval/MBPP rows accepted)."),
+    output: str = Output,
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Programs run in parallel (default: the number of CPU cores)."),
+    partial: bool = typer.Option(False, "--partial", help="Reward = fraction of tests passed (runs all tests) instead of 1/0."),
+    all_tests: bool = typer.Option(False, "--all-tests", help="Run every test, not only up to the first failure."),
+    strict: bool = typer.Option(False, "--strict", help="Byte-exact output comparison instead of CodeContests' token rule."),
+    time_scale: float = typer.Option(1.0, "--time-scale", help="Multiply every problem's time limit by this."),
+    default_time_limit: float = typer.Option(3.0, "--default-time-limit", help="Seconds per test for problems that give no time limit."),
+    default_memory_mb: int = typer.Option(512, "--default-memory-mb", help="Memory limit (MiB) for problems that give none."),
+    no_extract: bool = typer.Option(False, "--no-extract", help="Run the response as it is, without taking the program out of markdown code fences."),
+    unsafe_no_isolation: bool = typer.Option(False, "--unsafe-no-isolation", help="Where Linux namespaces are unavailable, run programs with rlimits only. UNSAFE: programs can then reach the network and write files."),
+    python: Optional[str] = typer.Option(None, "--python", help="Interpreter for the programs (default: the one running spo)."),
+    skip_invalid: bool = SkipInvalid,
+    compress: Optional[str] = Compress,
+) -> None:
+    """Judge trajectories: run each response against its problem's tests, write them back with
+    reward, verdict, tests_passed, tests_total and `judge` (sandbox in force, timing, detail).
+
+    Verdicts: OK, WA, TLE, MLE, RE, CE (does not compile), JE (the judge failed, not the
+    program: reward null). Reward 1 when all tests pass, else 0 (--partial: fraction passed).
+    Tests: stdin/stdout (CodeContests, TACO), call-based (TACO fn_name), assert-style
+    (HumanEval check(), MBPP asserts). Output is compared as CodeContests does (whitespace
+    tokens, case-insensitive, floats within 1e-5) unless --strict.
+
+    Every run is isolated (its own pid, mount, network, IPC and UTS namespaces, read-only root,
+    private /tmp, seccomp, rlimits, an unprivileged uid when run as root); spo judge refuses to
+    run without namespaces unless --unsafe-no-isolation is given. Output order = input order.
+
+    Example: spo sample -m ckpt -p problems.jsonl -n 8 | spo judge -p problems.jsonl -o traj.jsonl.zst
+    """
+    from collections import Counter
+
+    from rich.progress import TextColumn
+
+    from spo_cli.console import info, progress, warn
+    from spo_cli.errors import BadInput, SpoError
+    from spo_cli.judge import JudgeOptions, MissingProblem, SandboxPool, SandboxUnavailable
+    from spo_cli.judge import judge_stream
+    from spo_cli.streams import ReadStats, index_by, open_writer, read_records
+
+    if time_scale <= 0:
+        raise typer.BadParameter("must be > 0", param_hint="--time-scale")
+    if jobs is not None and jobs < 1:
+        raise typer.BadParameter("must be >= 1", param_hint="--jobs")
+    jobs = jobs or os.cpu_count() or 1
+    opts = JudgeOptions(
+        partial=partial, all_tests=all_tests, strict=strict, time_scale=time_scale,
+        default_time_limit=default_time_limit, default_memory_mb=default_memory_mb,
+        extract=not no_extract, unsafe_no_isolation=unsafe_no_isolation, python=python,
+    )
+    pstats = ReadStats()
+    by_id = index_by(read_records(problems, "problem", skip_invalid=skip_invalid, stats=pstats),
+                     "id", "problem")
+    try:
+        pool = SandboxPool(jobs, python=python, unsafe_no_isolation=unsafe_no_isolation)
+    except SandboxUnavailable as e:
+        raise SpoError(str(e)) from None
+    if pool.isolation == "none":
+        warn("=" * 72)
+        warn("NO ISOLATION: programs run with rlimits only (--unsafe-no-isolation). They can")
+        warn("reach the network, write files and leave processes behind.")
+        warn(f"Namespaces failed because: {pool.unsafe_reason}")
+        warn("=" * 72)
+    info(f"spo judge: {len(by_id)} problems, {jobs} jobs, sandbox: {pool.mechanism}")
+    counts: Counter = Counter()
+    tstats = ReadStats()
+    try:
+        with progress(TextColumn("{task.fields[verdicts]}")) as bar, \
+                open_writer(output, compress) as w:
+            task = bar.add_task("judging", total=None, verdicts="")
+            trajs = read_records(trajectories, "trajectory", skip_invalid=skip_invalid,
+                                 stats=tstats)
+            try:
+                for rec in judge_stream(trajs, by_id, opts, jobs, pool=pool):
+                    w.write(rec)
+                    counts[rec["verdict"]] += 1
+                    bar.update(task, advance=1, verdicts=" ".join(
+                        f"{v} {counts[v]}" for v in ("OK", "WA", "TLE", "MLE", "RE", "CE", "JE")
+                        if counts[v]))
+            except MissingProblem as e:
+                raise BadInput(str(e), path=trajectories if trajectories != "-" else "<stdin>",
+                               line=None) from None
+    finally:
+        pool.close()
+    total = sum(counts.values())
+    summary = ", ".join(f"{v} {n}" for v, n in counts.most_common())
+    info(f"spo judge: {total} trajectories judged ({summary or 'none'})")
+    for st in (pstats, tstats):
+        if st.invalid:
+            info(f"spo judge: {st.summary()}")
+    if counts["JE"]:
+        warn(f"{counts['JE']} judge errors (JE): the sandbox failed, not the program; their reward is null")

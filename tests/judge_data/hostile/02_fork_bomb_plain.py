@@ -1,0 +1,4 @@
+# expect: RE TLE
+import os
+while True:
+    os.fork()

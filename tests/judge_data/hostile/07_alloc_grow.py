@@ -1,0 +1,4 @@
+# expect: MLE
+a = []
+while True:
+    a.append(" " * 10**7)

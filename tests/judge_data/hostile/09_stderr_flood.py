@@ -1,0 +1,5 @@
+# expect: WA
+import os
+chunk = b"e" * 65536
+while True:
+    os.write(2, chunk)

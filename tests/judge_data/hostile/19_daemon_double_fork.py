@@ -1,0 +1,15 @@
+# expect: OK
+# A classic daemon (fork, setsid, fork, close fds) that tries to outlive the run.
+import os
+import time
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        for fd in range(0, 4):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        time.sleep(10**6)
+    os._exit(0)
+print("safe")

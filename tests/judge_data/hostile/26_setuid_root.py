@@ -1,0 +1,4 @@
+# expect: RE
+import os
+os.setuid(0)
+print("safe")

@@ -1,0 +1,4 @@
+# expect: RE
+import os
+import signal
+os.kill(os.getpid(), signal.SIGKILL)

@@ -1,0 +1,3 @@
+# expect: RE
+import ctypes
+ctypes.string_at(0)

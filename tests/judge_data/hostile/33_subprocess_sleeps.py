@@ -1,0 +1,5 @@
+# expect: OK
+# Leave a child process sleeping and exit at once: it dies with the run's pid namespace.
+import subprocess
+subprocess.Popen(["sleep", "1000000"])
+print("safe")
