@@ -3,8 +3,9 @@
 Rules, in order:
 1. `<think>...</think>` sections are dropped (drafts in a reasoning trace are not the answer;
    an unclosed `<think>` drops everything after it).
-2. Fenced blocks (``` or ~~~, any length >= 3, possibly indented, an unclosed last fence runs
-   to the end: a response cut off by the token limit) are collected with their language tag.
+2. Fenced blocks (``` or ~~~, any length >= 3, possibly indented (that indentation is removed),
+   an unclosed last fence runs to the end: a response cut off by the token limit) are collected
+   with their language tag.
 3. The answer is the longest block tagged as Python (ties: the later one); without one, the
    longest untagged block; without fences, the whole response as it is.
 A block tagged with another language (```cpp) is used only when nothing else is there; it will
@@ -14,7 +15,6 @@ then fail to compile, which is the honest verdict for a non-Python answer.
 from __future__ import annotations
 
 import re
-import textwrap
 from dataclasses import dataclass
 
 PYTHON_TAGS = {"python", "python3", "py", "py3", "python 3", "pycon"}
@@ -55,7 +55,9 @@ def code_blocks(text: str) -> list[Block]:
             body.append(line)
             i += 1
         i += 1  # past the closing fence (or the end)
-        blocks.append(Block(lang, textwrap.dedent("\n".join(body))))
+        # Only the fence's own indentation is removed: a block that is indented further is a
+        # function body (a HumanEval-style completion), and dedenting it would break it.
+        blocks.append(Block(lang, "\n".join(body)))
     return blocks
 
 

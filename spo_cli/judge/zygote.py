@@ -527,10 +527,9 @@ def child_program(cfg, req, limits, fds):
             pass
         os.chdir("/tmp")
         vm = _vm_size()
-        cpu = limits["cpu_s"]
-        hard_cpu = int(cpu) + 2
+        soft_cpu = max(1, -int(-limits["cpu_s"] // 1))  # whole seconds, rounded up
         rl = [
-            (resource.RLIMIT_CPU, (int(cpu) + 1, hard_cpu)),
+            (resource.RLIMIT_CPU, (soft_cpu, soft_cpu + 1)),  # SIGXCPU, then SIGKILL
             (resource.RLIMIT_AS, (vm + limits["mem_bytes"],) * 2),
             (resource.RLIMIT_NPROC, (limits["nproc"],) * 2),
             (resource.RLIMIT_NOFILE, (limits["nofile"],) * 2),
