@@ -15,7 +15,7 @@ from spo_cli.errors import BadInput
 from spo_cli.sampling import SampleOptions, format_prompt, sample_seed, tokenizer_fingerprint
 from spo_cli.sampling.hf import HFSampler, draw_tokens, load_model, raw_logprobs, top_p_filter
 from spo_cli.schema import trajectory_id, validate_trajectory
-from tests.tinymodel_util import build_tiny_model, build_tiny_tokenizer
+from tests.tinymodel_util import build_tiny_model, build_tiny_tokenizer, one_thread  # noqa: F401 (autouse)
 
 PROMPTS = [
     "Add two numbers.",

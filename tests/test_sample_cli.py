@@ -14,7 +14,7 @@ from spo_cli.cli import app
 from spo_cli.commands.sample import _unescape
 from spo_cli.schema import validate_trajectory
 from spo_cli.streams import read_records, write_records
-from tests.tinymodel_util import build_tiny_model
+from tests.tinymodel_util import build_tiny_model, one_thread  # noqa: F401 (autouse fixture)
 
 PROBLEMS = [
     {"id": "add", "prompt": "Add two numbers.", "tests": [{"input": "1 2\n", "output": "3\n"}]},
@@ -118,7 +118,7 @@ def test_unescape_stop_strings():
 def test_pipe_gets_only_jsonl(model_dir, problems_file):
     # A real process: stdout carries the records and nothing else, even with progress forced on.
     r = subprocess.run([sys.executable, "-m", "spo_cli", "sample", "-m", model_dir, "-p", problems_file,
-                        "--max-new-tokens", "3", "--stop", r"\n"],
+                        "--max-new-tokens", "3", "--stop", r"\n", "--threads", "1"],
                        capture_output=True, env={**os.environ, "SPO_PROGRESS": "1"})
     assert r.returncode == 0, r.stderr.decode()
     assert len([orjson.loads(l) for l in r.stdout.splitlines()]) == 2

@@ -17,7 +17,7 @@ from spo_cli.sampling import SampleOptions, make_sampler
 from spo_cli.sampling.base import Row
 from spo_cli.sampling.hf import HFSampler, load_model
 from spo_cli.sampling.vllm import LOGPROBS_MODE, VLLMSampler, generation_from_output
-from tests.tinymodel_util import build_tiny_model
+from tests.tinymodel_util import build_tiny_model, one_thread  # noqa: F401 (autouse fixture)
 
 
 @dataclass

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 CORPUS = [
     "def add(a, b):\n    return a + b\n",
     "import sys\n\nfor line in sys.stdin:\n    n = int(line)\n    print(n * 2)\n",
@@ -98,3 +100,16 @@ def build_tiny_model(
     model.save_pretrained(path)
     tok.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Import into a test module to run it with one torch thread: tiny matmuls gain nothing from
+    a second thread, and on a shared 2-core machine two threads spin against other processes
+    (measured: several times slower). The previous setting is restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
