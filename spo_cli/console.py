@@ -29,7 +29,7 @@ def quiet() -> bool:
 def info(msg: str) -> None:
     """A one-line message for people (stderr)."""
     if not quiet():
-        err.print(msg)
+        err.print(msg, soft_wrap=True)
 
 
 def warn(msg: str) -> None:
