@@ -80,6 +80,36 @@ def check(
         raise typer.Exit(2)
 
 
+@app.command("solutions")
+def solutions(
+    problems: List[str] = typer.Argument(None, help="Problem files (any supported layout) or - (default: stdin)."),
+    output: str = Output,
+    incorrect: bool = typer.Option(False, "--incorrect/--correct",
+                                   help="Take the problems' incorrect_solutions instead of solutions."),
+    source: str = typer.Option("human", "--source", help="The trajectories' source label."),
+    compress: Optional[str] = Compress,
+) -> None:
+    """Turn the known solutions of problems into (unjudged) trajectories: human data for an
+    offline corpus. Pipe them through `spo judge` to give them rewards:
+
+    spo records solutions train.jsonl | spo judge -p train.jsonl > human.jsonl.zst
+    """
+    from spo_cli.console import info
+    from spo_cli.schema import new_trajectory, prompt_text
+    from spo_cli.streams import open_writer, read_records
+
+    field = "incorrect_solutions" if incorrect else "solutions"
+    n = 0
+    with open_writer(output, compress) as w:
+        for p in read_records(problems or "-", "problem"):
+            for k, code in enumerate(p.get(field) or []):
+                w.write(new_trajectory(problem_id=p["id"], prompt=prompt_text(p["prompt"]), response=code,
+                                       source=source, policy_version=None,
+                                       sampler={"model": source, "index": k}))
+                n += 1
+    info(f"spo records solutions: {n} trajectories")
+
+
 @app.command("schema")
 def schema(kind: str = typer.Argument("trajectory", help="problem, trajectory or value.")) -> None:
     """Print the fields of a record type: name, type, required or optional, meaning."""
