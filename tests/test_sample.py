@@ -320,3 +320,15 @@ def test_seed_derivation_is_stable():
     # Pinned: changing the derivation silently would change every run's samples.
     assert sample_seed(0, "p0", 0) == sample_seed(0, "p0", 0)
     assert math.isfinite(float(sample_seed(2**40, "é", 10**6)))
+
+
+def test_options_can_change_between_calls(tiny):
+    # The trainer keeps one sampler and moves seed and policy_version on between calls.
+    _, model, tok = tiny
+    s = HFSampler(model, tok, SampleOptions(n=2, max_new_tokens=8))
+    a = s.sample(problems(2))
+    s.opts = s.opts.with_(seed=1, policy_version=2, system="Be brief.")
+    b = s.sample(problems(2))
+    assert all(r["policy_version"] == 2 and r["sampler"]["seed"] == 1 for r in b)
+    assert all(r["prompt"].startswith("Be brief.\n\n") for r in b)
+    assert [r["response_ids"] for r in a] != [r["response_ids"] for r in b]

@@ -146,21 +146,22 @@ class Sampler:
 
     sample(problems, n) -> list of Trajectory dicts, problem order then sample index.
     iter_sample(problems) streams them, reading problems in windows of a few batches.
+
+    `opts` may be replaced between calls (`sampler.opts = sampler.opts.with_(...)`). A trainer
+    that samples the same problems again should move the seed on (e.g. seed=step) as well as
+    policy_version: the same seed gives every (problem, k) the same random draws, which with
+    new weights means correlated, not independent, samples.
     """
 
     backend = "base"
 
     def __init__(self, tokenizer: Any, opts: SampleOptions | None = None, *, model_name: str | None = None):
-        from spo_cli.sampling.prompts import PromptFormatter, tokenizer_fingerprint
+        from spo_cli.sampling.prompts import tokenizer_fingerprint
 
         self.tokenizer = tokenizer
         self.opts = opts or SampleOptions()
         self.model_name = model_name or "model"
         self.fingerprint = tokenizer_fingerprint(tokenizer)
-        self.formatter = PromptFormatter(
-            tokenizer, system=self.opts.system, template=self.opts.template,
-            use_chat_template=self.opts.use_chat_template,
-        )
 
     # --------------------------------------------------------------- the backend's part
     def _generate(self, rows: Sequence[Row]) -> list[Generation]:
@@ -168,13 +169,17 @@ class Sampler:
 
     # --------------------------------------------------------------- shared
     def rows(self, problems: Iterable[dict], n: int | None = None) -> list[Row]:
+        from spo_cli.sampling.prompts import PromptFormatter
+
         n = self.opts.n if n is None else n
+        fmt = PromptFormatter(self.tokenizer, system=self.opts.system, template=self.opts.template,
+                              use_chat_template=self.opts.use_chat_template)
         out = []
         for problem in problems:
             pid = problem.get("id")
             if not isinstance(pid, str):
                 raise BadInput(f"a problem without a string 'id': {str(problem)[:80]}")
-            text, ids = self.formatter(problem)
+            text, ids = fmt(problem)
             for k in range(n):
                 s = sample_seed(self.opts.seed, pid, k)
                 out.append(Row(problem, k, text, ids, sample_temperature(self.opts, s), s))

@@ -177,8 +177,6 @@ class HFSampler(Sampler):
         self.max_positions = getattr(model.config, "max_position_embeddings", None)
         pad = getattr(tokenizer, "pad_token_id", None)
         self.pad_id = pad if pad is not None else (min(self.eos) if self.eos else 0)
-        longest = max((len(s) for s in self.opts.stop), default=0)
-        self._stop_window = 4 * longest + 2  # tokens: a character is at most 4 byte tokens
 
     @classmethod
     def from_pretrained(cls, path: str, opts: SampleOptions | None = None, *, device: str = "auto",
@@ -222,8 +220,10 @@ class HFSampler(Sampler):
         logits = self.model(input_ids=ids, attention_mask=mask, position_ids=pos, **kw).logits
         return logits[:, -1, :].float()  # (B, V)
 
-    def _stopped(self, ids: list[int]) -> bool:
-        tail = self.tokenizer.decode(ids[-self._stop_window:], skip_special_tokens=True,
+    def _stopped(self, ids: list[int], window: int) -> bool:
+        """Does a stop string end in the last `window` tokens? (Checked after every token, so a
+        stop string that ended earlier was already caught.)"""
+        tail = self.tokenizer.decode(ids[-window:], skip_special_tokens=True,
                                      clean_up_tokenization_spaces=False)
         return any(s in tail for s in self.opts.stop)
 
@@ -261,6 +261,9 @@ class HFSampler(Sampler):
         resp: list[list[int]] = [[] for _ in rows]
         lps: list[list[float]] = [[] for _ in rows]
         finish: list[str | None] = [None] * B
+        stops = bool(self.opts.stop)
+        # Tokens that surely cover the longest stop string: a character is at most 4 byte tokens.
+        window = 4 * max((len(s) for s in self.opts.stop), default=0) + 2
         while True:
             tok = draw_tokens(logits, temps, self.opts.top_p, gens, noise)  # (b,)
             lp = raw_logprobs(logits, tok)  # (b,)
@@ -269,7 +272,7 @@ class HFSampler(Sampler):
                 ri = active[j]
                 resp[ri].append(t)
                 lps[ri].append(l)
-                if t in self.eos or (self.opts.stop and self._stopped(resp[ri])):
+                if t in self.eos or (stops and self._stopped(resp[ri], window)):
                     finish[ri] = "stop"
                 elif len(resp[ri]) >= budgets[ri]:
                     finish[ri] = "length"
