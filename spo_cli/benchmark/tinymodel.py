@@ -85,10 +85,10 @@ CONFIGS: dict[str, TinyConfig] = {
         num_layers=2,
         num_heads=2,
         intermediate_size=192,
-        steps=220,
+        steps=160,
         batch_size=16,
-        lr=4e-3,
-        warmup=20,
+        lr=5e-3,
+        warmup=15,
     ),
 }
 
@@ -348,8 +348,16 @@ def build_model(train_rows: Sequence[dict], cfg: TinyConfig, out_dir: Path, on_s
             if on_step is not None:
                 on_step(m)
         out_dir.mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(out_dir)
-        tok.save_pretrained(out_dir)
+        from transformers.utils import logging as hf_logging
+
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # no "Writing model shards" bar on stderr
+        try:
+            model.save_pretrained(out_dir)
+            tok.save_pretrained(out_dir)
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
         tail = losses[-max(1, len(losses) // 10) :]
         summary = {
             "params": n_params(model),
