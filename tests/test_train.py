@@ -147,7 +147,8 @@ def test_errors_are_clear(world, tmp_path):
     with pytest.raises(BadInput, match="incomplete checkpoint: missing model.safetensors"):
         run(cfg(world, tmp_path / "r3", steps=3, save_every=1), resume=True, quiet_stdout=True)
     (tmp_path / "r3/checkpoints/step-000001/trainer_state.pt").write_bytes(b"garbage")
-    (tmp_path / "r3/checkpoints/latest").write_text("step-000001\n")
+    (tmp_path / "r3/checkpoints/latest").unlink()
+    (tmp_path / "r3/checkpoints/latest").symlink_to("step-000001")
     with pytest.raises(BadInput, match="corrupt trainer state"):
         run(cfg(world, tmp_path / "r3", steps=3, save_every=1), resume=True, quiet_stdout=True)
     # a mismatched config

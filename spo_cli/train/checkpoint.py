@@ -7,7 +7,7 @@
                                with torch.load(weights_only=True), so no code is unpickled)
         behaviour.safetensors  the behaviour policy's weights, when it lags the policy
         value_model/           PPO's value model (safetensors)
-    run/checkpoints/latest     the name of the newest complete checkpoint
+    run/checkpoints/latest     a symlink to the newest complete checkpoint
 
 A checkpoint is written into a hidden temporary directory and renamed into place, then `latest` is
 replaced atomically: a run killed at any moment leaves the previous checkpoint intact, and a
@@ -98,11 +98,13 @@ def save(ckpt_root: Path, step: int, *, model: Any, tokenizer: Any, trainer_stat
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    # `latest` is a relative symlink, replaced atomically: `spo eval -m run/checkpoints/latest` works
     latest_tmp = ckpt_root / f".latest.tmp-{os.getpid()}"
-    latest_tmp.write_text(name + "\n")
+    latest_tmp.unlink(missing_ok=True)
+    os.symlink(name, latest_tmp)
     os.replace(latest_tmp, ckpt_root / "latest")
     if keep:
-        done = sorted(p for p in ckpt_root.glob("step-*") if (p / MARKER).exists())
+        done = sorted(p for p in ckpt_root.glob("step-*") if (p / MARKER).exists() and not p.is_symlink())
         for old in done[:-keep]:
             shutil.rmtree(old, ignore_errors=True)
     return final
@@ -116,8 +118,8 @@ def _mk(d: Path) -> Path:
 def latest(ckpt_root: Path) -> Path | None:
     """The newest complete checkpoint, or None."""
     pointer = ckpt_root / "latest"
-    if pointer.exists():
-        p = ckpt_root / pointer.read_text().strip()
+    if pointer.is_symlink():
+        p = ckpt_root / os.readlink(pointer)
         if (p / MARKER).exists():
             return p
     done = sorted(p for p in ckpt_root.glob("step-*") if (p / MARKER).exists()) if ckpt_root.exists() else []
