@@ -34,7 +34,8 @@ Where this departs from the paper / Phi-4, or chooses where they are silent:
   the record, else a teacher-forced pass of the reference model.
 - Rollouts sample pi_ref itself (temperature 1, top-p 1 by default), since p(k) is a
   probability under pi_ref. A rollout may use the response's remaining token budget
-  (max_new_tokens - k), so prefix + continuation is never longer than a response could be.
+  (max(max_new_tokens, T) - k, at least 1), so prefix + continuation is never longer than a
+  sampled response could be, nor shorter than the response searched.
 - Success = reward 1 (every test passed); rollouts with judge errors (JE) are left out of n.
 - Trajectories whose ids are of another tokenizer (or absent) are re-tokenized with the
   reference tokenizer, the prompt formatted as `spo sample` would; their `logprobs` (of the old
@@ -323,7 +324,7 @@ def _in_range(p: float, rng: tuple[float, float] | None) -> bool:
 def pivotal_token_search(trajectories: Iterable[dict], problems_by_id: Mapping[str, dict],
                          rollouts: PrefixRollouts, judge: Callable, opts: PTSOptions = PTSOptions(), *,
                          values: Mapping[str, dict] | None = None, missing: str = "error",
-                         stats: PTSStats | None = None,
+                         stats: PTSStats | None = None, limit: int | None = None,
                          on_rollouts: Callable[[list[dict]], None] | None = None,
                          on_progress: Callable[[str, int], None] | None = None) -> Iterator[dict]:
     """Search each selected trajectory; yield it with `mc`, `pivotal` and `pts` set (in the order
@@ -333,7 +334,8 @@ def pivotal_token_search(trajectories: Iterable[dict], problems_by_id: Mapping[s
     values: Value records by problem_id (for the p_range filter and p(0)); `missing` says what a
     problem without one gets: 'error' (BadInput naming it), 'estimate' (p(0) from N rollouts,
     then the filter) or 'skip'. on_rollouts gets every batch of judged rollouts (source
-    pts-rollout); on_progress(event, count) with event 'rollouts' or 'trajectory'.
+    pts-rollout); on_progress(event, count) with event 'rollouts' or 'trajectory'. limit: start
+    at most this many searches (no more input is read after that).
     """
     stats = stats if stats is not None else PTSStats()
     if missing not in ("error", "estimate", "skip"):
@@ -429,6 +431,9 @@ def pivotal_token_search(trajectories: Iterable[dict], problems_by_id: Mapping[s
 
     while True:
         while not exhausted_input and len(active) < opts.concurrent:
+            if limit is not None and stats.searched >= limit:
+                exhausted_input = True
+                break
             try:
                 t = next(source_iter)
             except StopIteration:
@@ -493,7 +498,7 @@ def _estimate(reqs: list[tuple[_Job, int]], problems_by_id, rollouts: PrefixRoll
     for job, k in reqs:
         prs.append(PrefixRequest(job.problem, job.prompt_text, job.prompt_ids, job.response_ids[:k],
                                  key=f"{job.traj.get('id')}@{k}", n=opts.n_rollouts,
-                                 budget=opts.max_new_tokens - k))
+                                 budget=max(opts.max_new_tokens, len(job.response_ids)) - k))
     gens = rollouts.continue_prefixes(prs)
     recs, owner = [], []
     for j, ((job, k), gs) in enumerate(zip(reqs, gens)):
