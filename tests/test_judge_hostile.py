@@ -136,6 +136,16 @@ def test_judge_still_works_after_the_suite(suite):
     assert r["verdict"] == "OK" and r["reward"] == 1.0
 
 
+def test_nothing_survives_into_the_next_run(suite):
+    """Runs of one runner are sequential; the second must find no trace of the first."""
+    leave = (ROOT / "tests/judge_data/hostile/38_leave_traces.py").read_text()
+    find = (ROOT / "tests/judge_data/hostile/39_find_traces.py").read_text()
+    with SandboxPool(1) as pool:
+        for prog in (leave, find, leave, find):
+            r = judge_response(suite["problem"], prog, pool=pool)
+            assert r["verdict"] == "OK", r["judge"]
+
+
 # ------------------------------------------------------------------------------------------
 # The same isolation for an ordinary user: unprivileged user namespaces instead of setuid.
 
@@ -152,7 +162,8 @@ print(json.dumps(out))
 
 AS_NOBODY = ["01_fork_bomb", "06_alloc_20gb", "10_write_outside", "14_env_secrets",
              "16_socket_tcp", "19_daemon_double_fork", "21_kill_parent", "22_kill_everything",
-             "23_ctypes_system", "27_new_namespaces", "33_subprocess_sleeps", "34_inherited_fds"]
+             "23_ctypes_system", "27_new_namespaces", "33_subprocess_sleeps", "34_inherited_fds",
+             "38_leave_traces", "39_find_traces"]
 
 
 def _nobody_pids() -> set[int]:
