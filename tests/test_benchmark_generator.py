@@ -9,7 +9,7 @@ from collections import defaultdict
 import pytest
 
 from spo_cli.benchmark import generator as g
-from spo_cli.benchmark.runner import OK, RE, TLE, outputs_match, passes, run_many, run_subprocess
+from spo_cli.benchmark.runner import OK, RE, TLE, outputs_match, passes, run_many, run_programs, run_subprocess
 from spo_cli.importers import from_codecontests
 
 N_TRAIN, N_HELDOUT = 29 * 6, 29 * 3
@@ -199,3 +199,14 @@ def test_runner_contains_loops_crashes_and_exits():
     assert run_subprocess("def f(:", ["x\n"])[0].status == RE
     res = run_subprocess("import sys\nprint(sys.stdin.buffer.read().decode().upper())", ["ab\n"])
     assert res[0].status == OK and res[0].stdout.strip() == "AB"
+
+
+def test_programs_sharing_a_child_do_not_disturb_each_other():
+    codes = ["print(input())", "import os; os._exit(1)", "while True: pass", "print(int(input()) * 2)"]
+    res = run_programs(codes, ["1\n", "2\n"], timeout=0.3)
+    assert [[r.status for r in rr] for rr in res] == [[OK, OK], [RE, RE], [TLE, TLE], [OK, OK]]
+    assert [r.stdout for r in res[3]] == ["2\n", "4\n"]
+    jobs = [(c, ["3\n"]) for c in codes] + [("print(7)", ["x\n"])]
+    got = run_many(jobs, timeout=0.3, per_child=2)
+    assert [rr[0].status for rr in got] == [OK, RE, TLE, OK, OK]
+    assert got[0][0].stdout == "3\n" and got[3][0].stdout == "6\n" and got[4][0].stdout == "7\n"

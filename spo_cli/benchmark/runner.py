@@ -3,9 +3,9 @@
 Two ways in:
 - `run_inprocess(code, inputs)`: exec in this process. Only for programs we wrote ourselves (the
   generator's templates), to drop incorrect solutions that happen to pass every test.
-- `run_subprocess(code, inputs)` / `run_many(jobs)`: one child `python -I` per program that runs
-  all its inputs, with a wall-time alarm per test and rlimits (CPU, address space, file size,
-  processes), in a fresh session and a private temp dir, with a scrubbed environment. This is a
+- `run_programs(codes, inputs)` / `run_subprocess(code, inputs)` / `run_many(jobs)`: a child
+  `python -I` that runs programs on all their inputs, with a wall-time alarm per test and rlimits
+  (CPU, address space, file size, processes), in a fresh session and a private temp dir, with a scrubbed environment. This is a
   guard against accidents (infinite loops, runaway memory) in tiny-model samples and in tests,
   NOT a sandbox for hostile code: that is the judge's job (`spo judge`).
 
@@ -93,8 +93,11 @@ def run_inprocess(code: str, inputs: Sequence[str]) -> list[RunResult]:
 # ---------------------------------------------------------------------------------------------
 # Child-process execution
 
-# The child reads {"code", "inputs", "timeout"} as JSON on stdin, execs the code per input with a
-# per-input wall-clock alarm, and writes [[status, stdout], ...] as JSON to its real stdout.
+# The child reads {"codes", "inputs", "timeout"} as JSON on stdin, execs each code on each input
+# with a per-input wall-clock alarm (after a time-out, the program's remaining inputs are marked
+# TLE without running), and writes [[[status, stdout], ...] per code] as JSON to its real stdout.
+# Programs share the interpreter: one that rebinds builtins can disturb the next; acceptable for
+# the benchmark's own programs and tiny-model samples, not for hostile code.
 _CHILD = r"""
 import io, json, signal, sys
 job = json.loads(sys.stdin.read())
@@ -104,34 +107,37 @@ class _Timeout(BaseException):
 def _alarm(signum, frame):
     raise _Timeout()
 signal.signal(signal.SIGALRM, _alarm)
-res = []
-try:
-    code = compile(job["code"], "<solution>", "exec")
-except (SyntaxError, ValueError):
-    code = None
-for text in job["inputs"]:
-    if code is None:
-        res.append(["RE", ""])
-        continue
-    sys.stdin = io.TextIOWrapper(io.BytesIO(text.encode()), encoding="utf-8")
-    out = io.StringIO()
-    sys.stdout = out
-    status = "OK"
-    signal.setitimer(signal.ITIMER_REAL, job["timeout"])
+all_res = []
+for src in job["codes"]:
+    res = []
     try:
-        exec(code, {"__name__": "__main__"})
-    except _Timeout:
-        status = "TLE"
-    except SystemExit as e:
-        if e.code not in (None, 0):
+        code = compile(src, "<solution>", "exec")
+    except (SyntaxError, ValueError):
+        code = None
+    for text in job["inputs"]:
+        if code is None or (res and res[-1][0] == "TLE"):
+            res.append(["RE" if code is None else "TLE", ""])  # after a time-out, skip the rest
+            continue
+        sys.stdin = io.TextIOWrapper(io.BytesIO(text.encode()), encoding="utf-8")
+        out = io.StringIO()
+        sys.stdout = out
+        status = "OK"
+        signal.setitimer(signal.ITIMER_REAL, job["timeout"])
+        try:
+            exec(code, {"__name__": "__main__"})
+        except _Timeout:
+            status = "TLE"
+        except SystemExit as e:
+            if e.code not in (None, 0):
+                status = "RE"
+        except BaseException:
             status = "RE"
-    except BaseException:
-        status = "RE"
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        sys.stdout = real_out
-    res.append([status, out.getvalue()[:65536]])
-real_out.write(json.dumps(res))
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            sys.stdout = real_out
+        res.append([status, out.getvalue()[:65536]])
+    all_res.append(res)
+real_out.write(json.dumps(all_res))
 real_out.flush()
 """
 
@@ -151,20 +157,27 @@ def _limits(cpu_s: int, mem_bytes: int):
     return apply
 
 
-def run_subprocess(
-    code: str,
+def run_programs(
+    codes: Sequence[str],
     inputs: Sequence[str],
     *,
     timeout: float = 2.0,
     memory_mb: int = 512,
-) -> list[RunResult]:
-    """Run `code` on every input in one child process; a crashed or killed child fails them all."""
-    inputs = list(inputs)
-    if not inputs:
-        return []
-    budget = timeout * len(inputs) + 5.0
-    job = json.dumps({"code": code, "inputs": inputs, "timeout": timeout})
+) -> list[list[RunResult]]:
+    """Run every program on every input in one child process (one interpreter start for all).
+
+    If a program breaks the child (os._exit, a limit kills it, stdout closed, ...), the programs are
+    rerun one child each, and a program that breaks its own child is rerun input by input, so one
+    bad program or test never fails the others."""
+    codes, inputs = list(codes), list(inputs)
+    if not codes or not inputs:
+        return [[] for _ in codes]
+    # Each program times out at most once (its later inputs are skipped), so: one time limit per
+    # program plus a generous 0.2 s per normal run on a busy machine.
+    budget = len(codes) * (timeout + 0.2 * len(inputs)) + 5.0
+    job = json.dumps({"codes": codes, "inputs": inputs, "timeout": timeout})
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONHASHSEED": "0"}
+    res = None
     with tempfile.TemporaryDirectory(prefix="spo-bench-run-") as tmp:
         try:
             proc = subprocess.run(
@@ -178,17 +191,29 @@ def run_subprocess(
                 start_new_session=True,
                 preexec_fn=_limits(int(budget) + 1, memory_mb << 20),
             )
+            res = json.loads(proc.stdout)
         except subprocess.TimeoutExpired:
-            return [RunResult(TLE, "") for _ in inputs]
-    try:
-        res = json.loads(proc.stdout)
-    except ValueError:
-        # The program broke the harness (os._exit, killed by a limit, closed stdout, ...). Retry
-        # input by input so one bad test does not fail the others.
-        if len(inputs) == 1:
-            return [RunResult(RE, "")]
-        return [run_subprocess(code, [x], timeout=timeout, memory_mb=memory_mb)[0] for x in inputs]
-    return [RunResult(s, o) for s, o in res]
+            if len(codes) == 1 and len(inputs) == 1:
+                return [[RunResult(TLE, "")]]
+        except ValueError:
+            if len(codes) == 1 and len(inputs) == 1:
+                return [[RunResult(RE, "")]]
+    if res is not None:
+        return [[RunResult(st, out) for st, out in r] for r in res]
+    if len(codes) > 1:
+        return [run_programs([c], inputs, timeout=timeout, memory_mb=memory_mb)[0] for c in codes]
+    return [[run_programs(codes, [x], timeout=timeout, memory_mb=memory_mb)[0][0] for x in inputs]]
+
+
+def run_subprocess(
+    code: str,
+    inputs: Sequence[str],
+    *,
+    timeout: float = 2.0,
+    memory_mb: int = 512,
+) -> list[RunResult]:
+    """Run `code` on every input in one child process."""
+    return run_programs([code], inputs, timeout=timeout, memory_mb=memory_mb)[0]
 
 
 def run_many(
@@ -197,13 +222,29 @@ def run_many(
     workers: int = 2,
     timeout: float = 2.0,
     memory_mb: int = 512,
+    per_child: int = 16,
 ) -> list[list[RunResult]]:
-    """`run_subprocess` over many (code, inputs) jobs, `workers` children at a time, in order."""
-    jobs = list(jobs)
+    """Results of many (code, inputs) jobs, in order: jobs with the same inputs share a child
+    process, up to `per_child` programs each, and `workers` children run at a time."""
+    jobs = [(c, tuple(i)) for c, i in jobs]
+    groups: dict[tuple, list[int]] = {}
+    for idx, (_, inputs) in enumerate(jobs):
+        groups.setdefault(inputs, []).append(idx)
+    batches = []
+    for inputs, idxs in groups.items():
+        for k in range(0, len(idxs), per_child):
+            batches.append((inputs, idxs[k : k + per_child]))
+    out: list[list[RunResult]] = [[] for _ in jobs]
+
+    def work(batch):
+        inputs, idxs = batch
+        return idxs, run_programs([jobs[i][0] for i in idxs], inputs, timeout=timeout, memory_mb=memory_mb)
+
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        return list(
-            pool.map(lambda j: run_subprocess(j[0], j[1], timeout=timeout, memory_mb=memory_mb), jobs)
-        )
+        for idxs, results in pool.map(work, batches):
+            for i, r in zip(idxs, results):
+                out[i] = r
+    return out
 
 
 def passes(results: Sequence[RunResult], expected: Sequence[str]) -> bool:

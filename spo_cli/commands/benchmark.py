@@ -11,7 +11,9 @@ from spo_cli.commands._options import Compress, Output
 app = typer.Typer(
     help="The built-in benchmark: generated stdin/stdout problems (CodeContests layout) and a tiny "
     "reference model trained on them, so everything runs on a CPU with no download.\n\n"
-    "spo benchmark build            # build (or reuse) the default model, print its paths as JSON\n\n"
+    "\b\n"
+    "spo benchmark build                 # build once (cached), print the paths as JSON\n"
+    "spo benchmark build --config toy    # the toy model, for quick tests\n"
     "spo benchmark problems --split heldout > heldout.jsonl",
     no_args_is_help=True,
 )
