@@ -45,6 +45,14 @@ def main(
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice)."),
     skip_invalid: bool = SkipInvalid,
     compress: Optional[str] = Compress,
+    serve: bool = typer.Option(False, "--serve", help="Run as a rollout worker for spo train --async: sample continuously with the newest weights learners send, judge inline, hand judged trajectories to learners over HTTP (--output unused; see docs/async.md)."),
+    host: str = typer.Option("127.0.0.1", "--host", help="With --serve: address to listen on; anything but loopback needs a token."),
+    port: int = typer.Option(8471, "--port", help="With --serve: port (0: any free one); the URL goes to stdout as a JSON line."),
+    token: Optional[str] = typer.Option(None, "--token", help="With --serve: token learners must send (default: $SPO_TOKEN; prefer the variable, a command line is visible in ps)."),
+    spool: Optional[str] = typer.Option(None, "--spool", help="With --serve: corpus directory that receives every rollout (a new shard per round)."),
+    queue_size: int = typer.Option(256, "--queue-size", help="With --serve: judged trajectories kept for learners; sampling pauses when full."),
+    weights_dir: Optional[str] = typer.Option(None, "--weights-dir", help="With --serve: also take weights by path, from safetensors files under this shared directory."),
+    judge_jobs: int = typer.Option(2, "--judge-jobs", help="With --serve: parallel judge processes."),
 ) -> None:
     """Sample trajectories for problems from a model; write them as JSONL (stdout by default).
 
@@ -110,6 +118,13 @@ def main(
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # people's output stays ours: one line, then our bar
+    if serve:  # a long-running rollout worker (spo_cli/serve)
+        from spo_cli.serve.server import run_worker
+
+        run_worker(lambda: make_sampler(backend, model, opts, device=device, dtype=dtype), problems, backend=backend,
+                   host=host, port=port, token=token, weights_dir=weights_dir, skip_invalid=skip_invalid, n=n,
+                   rows=batch_size, queue_size=queue_size, seed=seed, judge_jobs=judge_jobs, spool=spool)
+        return
     sampler = make_sampler(backend, model, opts, device=device, dtype=dtype)
     info(f"spo sample: {backend} backend, model {model}, {n} per problem")
     stats = ReadStats()

@@ -35,7 +35,9 @@ def _options() -> list[inspect.Parameter]:
         "resume", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
         default=typer.Option(False, "--resume", help="Continue the run in --out from its latest checkpoint, "
                              "exactly as if it had not stopped.")))
-    return params
+    from spo_cli.train import launch  # the --async options (spo_cli/train/launch.py)
+
+    return params + launch.options()
 
 
 def main(**kwargs) -> None:
@@ -49,15 +51,19 @@ def main(**kwargs) -> None:
     Example (half-online SPO on the built-in benchmark):
     spo train -m MODEL -p train.jsonl --values values.jsonl --offline corpus/ --offline-ratio 0.5
     """
+    from spo_cli.train.launch import launch, take_options
     from spo_cli.train.run import run
 
     resume = kwargs.pop("resume")
+    async_opts = take_options(kwargs)
     fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
     values = {}
     for k, v in kwargs.items():
         if isinstance(fields[k].default, list) or fields[k].default is dataclasses.MISSING:
             v = list(v) if v else fields[k].default_factory()  # type: ignore[misc]
         values[k] = v
+    if async_opts is not None:
+        return launch(TrainConfig(**values), async_opts, resume=resume)
     run(TrainConfig(**values), resume=resume)
 
 

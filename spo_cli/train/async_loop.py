@@ -1,0 +1,478 @@
+"""The asynchronous learner of `spo train --async`: Trainer, fed by rollout workers, under accelerate.
+
+    trainer = AsyncTrainer(cfg, AsyncConfig(workers=["http://w1:8471", "http://w2:8471"]))
+    for metrics in trainer.steps():   # every process iterates; the main process logs
+        ...
+
+What changes against the synchronous Trainer (spo_cli/train/loop.py), and nothing else does:
+- Online rollouts come from `spo sample --serve` workers (spo_cli/serve), which sample and judge
+  continuously. The main process pulls them (WorkerLinks), takes the step's offline records, and
+  hands every learner process its share: the same number of offline and of online rows each.
+- Weights go out every `model_update_interval` steps (and once when a learner starts or resumes):
+  the main process publishes a CPU snapshot; links push it to every worker (safetensors, over
+  HTTP or via shared storage) while training goes on. Workers load it between sampling rounds.
+- Staleness = learner version - the rollout's policy_version; logged per step (mean on the
+  main process's share as `staleness`, `staleness_max` over the batch). `--max-staleness N` drops
+  rollouts staler than N (they stay in the workers' spools). Rollouts from an abandoned
+  future (a learner resumed at an earlier step) or another run's lineage are always dropped.
+- PPO: rollouts stale by more than one version are trained with the decoupled PPO correction
+  (MATH.md section 9; spo_cli.core.ppo.importance_weights): pi_old is the current policy (the
+  proximal policy) for those rows, and each token's loss is weighted by pi_prox / pi_behaviour
+  from the log-probs the workers recorded. Fresher rows use the behaviour log-probs as pi_old,
+  exactly as the synchronous learner does.
+- Models and optimiser are wrapped by accelerate (DDP over gloo on CPU, NCCL on GPUs). The batch
+  size is global: each process takes batch_size / processes rows; DDP averages the gradients.
+  Checkpoints are written by the main process, as ordinary ones; --resume works as before.
+- When no worker delivers the step's rollouts within --rollout-wait seconds (or every worker is
+  down), the shortfall is filled from the offline corpus if there is one; without one the step
+  keeps waiting until --rollout-wait runs out, then training stops with an error.
+
+Where this departs from the paper: the paper gives no protocol; ours is described in
+spo_cli/serve. With --max-staleness unset nothing is dropped for age (SPO learns off-policy);
+the paper uses a low model_update_interval for on-policy losses and 10 for SPO. FSDP is passed
+through to accelerate but was not run here (CPU machine; see docs/async.md).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from spo_cli.console import info
+from spo_cli.errors import BadInput, SpoError
+from spo_cli.serve.worker import valid_for
+from spo_cli.train.batching import Example, collate, token_logprobs
+from spo_cli.train.config import TrainConfig
+from spo_cli.train.loop import Trainer
+
+ASYNC_STATE = "async.json"
+
+
+@dataclass
+class AsyncConfig:
+    workers: list[str] = field(default_factory=list)
+    """Rollout workers (`spo sample --serve`), as http://HOST:PORT."""
+    token: str | None = None
+    """Shared token the workers require (default: $SPO_TOKEN). Never written to disk."""
+    max_staleness: int = -1
+    """Drop rollouts more than N learner steps older than the policy (-1: keep all)."""
+    rollout_wait: float = 600.0
+    """Seconds a step waits for its online rollouts before filling from offline data (or failing)."""
+    worker_timeout: float = 60.0
+    """Seconds without an answer after which a worker counts as down (then retried with back-off)."""
+    weights_via: str = "http"
+    """http (weights travel over the connection) or path (written under --weights-dir on storage
+    the workers share; they need the same --weights-dir)."""
+    weights_dir: str | None = None
+    """Directory on shared storage for --weights-via path."""
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d.pop("token")
+        return d
+
+
+class AsyncTrainer(Trainer):
+    def __init__(self, cfg: TrainConfig, acfg: AsyncConfig, *, resume: bool = False, accelerator: Any = None):
+        from datetime import timedelta
+
+        from accelerate import Accelerator
+        from accelerate.utils import InitProcessGroupKwargs
+
+        from spo_cli.serve.auth import resolve_token
+
+        self.acfg = acfg
+        if accelerator is None:
+            pg = InitProcessGroupKwargs(timeout=timedelta(seconds=max(1800.0, acfg.rollout_wait + 600.0)))
+            accelerator = Accelerator(cpu=cfg.device == "cpu", kwargs_handlers=[pg])
+        self.accelerator = acc = accelerator
+        self.rank, self.world = acc.process_index, acc.num_processes
+        self.is_main = acc.is_main_process
+        if cfg.device == "auto":
+            cfg = dataclasses.replace(cfg, device=str(acc.device))
+        if not acfg.workers:
+            raise BadInput("--async needs --workers URL[,URL...] (rollout workers: spo sample --serve)")
+        if acfg.max_staleness < -1 or acfg.rollout_wait <= 0 or acfg.worker_timeout <= 0:
+            raise BadInput("--max-staleness must be >= -1, --rollout-wait and --worker-timeout > 0")
+
+        # The main process first: it checks and claims the run directory; the others then load
+        # whatever it loaded (the checkpoint being resumed, or the reference model).
+        if self.is_main:
+            try:
+                super().__init__(cfg, resume=resume)
+            except Exception as e:
+                self._bcast(_failure(e))
+                raise
+            self._bcast(None)
+        else:
+            failed = self._bcast(None)
+            if failed is not None:
+                raise _raise(failed)
+            super().__init__(cfg, resume=True)
+
+        if not self.n_on:
+            raise BadInput("--async trains on worker rollouts: give --problems and an --offline-ratio below 1")
+        for what, n in (("offline", self.n_off), ("online", self.n_on)):
+            if n % self.world:
+                raise BadInput(f"the {n} {what} trajectories of a step must divide evenly among the "
+                               f"{self.world} learner processes")
+        if (self.cfg.batch_size // self.world) % self.cfg.grad_accum:
+            raise BadInput(f"each of the {self.world} processes takes {self.cfg.batch_size // self.world} "
+                           f"trajectories a step: not a multiple of --grad-accum {self.cfg.grad_accum}")
+        self.behaviour = self.policy  # the behaviour policy lives on the workers now
+        self.behaviour_version = self.policy_version
+
+        if self.value_model is not None:
+            self.policy, self.value_model, self.optimizer = acc.prepare(self.policy, self.value_model, self.optimizer)
+        else:
+            self.policy, self.optimizer = acc.prepare(self.policy, self.optimizer)
+        self.behaviour = self.policy
+
+        self.lineage = self._lineage(resume)
+        self.links = None
+        if self.is_main:
+            from spo_cli.serve.client import WorkerLinks
+
+            urls = [u.strip() for spec in acfg.workers for u in spec.split(",") if u.strip()]
+            self.links = WorkerLinks(urls, resolve_token(acfg.token), lineage=self.lineage, prefetch=self.n_on,
+                                     timeout=acfg.worker_timeout, weights_via=acfg.weights_via,
+                                     weights_dir=acfg.weights_dir, tokenizer=self.fingerprint).start()
+        self.published_version: int | None = None
+        self._step_data: tuple[int, list[Example], list[Example], dict] | None = None
+
+    # ------------------------------------------------------------------ collectives
+    def _bcast(self, obj: Any) -> Any:
+        """obj of the main process, on every process."""
+        if self.world == 1:
+            return obj
+        from accelerate.utils import broadcast_object_list
+
+        box = [obj]
+        broadcast_object_list(box, from_process=0)
+        return box[0]
+
+    def _agree(self, failure: dict | None) -> None:
+        """Every process raises if any process failed (so none is left waiting in a collective)."""
+        if self.world > 1:
+            from accelerate.utils import gather_object
+
+            failures = [f for f in gather_object([failure]) if f is not None]
+            failure = failures[0] if failures else None
+        if failure is not None:
+            raise _raise(failure)
+
+    def _lineage(self, resume: bool) -> str:
+        path = self.out / ASYNC_STATE
+        lineage = None
+        if self.is_main:
+            state = {}
+            if resume and path.exists():
+                state = json.loads(path.read_text())
+            lineage = state.get("lineage") or f"run-{uuid.uuid4().hex[:12]}"
+            tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+            tmp.write_text(json.dumps({"lineage": lineage, **self.acfg.to_json(), "processes": self.world}, indent=1))
+            os.replace(tmp, path)
+        return self._bcast(lineage)
+
+    # ------------------------------------------------------------------ weights out
+    def publish(self) -> float:
+        """Send the current weights to the workers (the links push them in the background)."""
+        from spo_cli.serve.weights import snapshot
+
+        t0 = time.perf_counter()
+        sd = self.accelerator.get_state_dict(self.policy)  # collective under FSDP; full on the main process
+        if self.is_main:
+            self.links.publish(snapshot(sd), self.policy_version)
+        self.published_version = self.policy_version
+        return time.perf_counter() - t0
+
+    # ------------------------------------------------------------------ data in
+    def _reject(self, rec: dict, version: int) -> str | None:
+        v = rec.get("policy_version")
+        if not isinstance(v, int):
+            return "unversioned"
+        if not valid_for((rec.get("sampler") or {}).get("lineage"), v, self.lineage, version):
+            return "foreign"
+        if self.acfg.max_staleness >= 0 and version - v > self.acfg.max_staleness:
+            return "stale"
+        if rec.get("reward") is None:
+            return "unjudged"
+        return None
+
+    def _collect(self) -> dict:
+        """Main process: this step's offline records and online rollouts, for all processes."""
+        acfg, links = self.acfg, self.links
+        version = self.policy_version
+        t0 = time.perf_counter()
+        on, dropped = links.get(self.n_on, acfg.rollout_wait, lambda r: self._reject(r, version))
+        while len(on) < self.n_on and self.offline is None:
+            waited = time.perf_counter() - t0
+            if waited >= acfg.rollout_wait:
+                raise SpoError(f"only {len(on)} of {self.n_on} rollouts from the workers in {waited:.0f} s "
+                               f"({links.stats()['workers_up']} of {len(links.links)} workers up) and no "
+                               "offline data to fill with")
+            if links.all_down:
+                time.sleep(0.5)
+            more, d = links.get(self.n_on - len(on), acfg.rollout_wait - waited, lambda r: self._reject(r, version))
+            on += more
+            for k, n in d.items():
+                dropped[k] = dropped.get(k, 0) + n
+        wait_s = time.perf_counter() - t0
+        fill = self.offline.take(self.n_on - len(on)) if len(on) < self.n_on else []
+        off = self.offline.take(self.n_off) if self.n_off else []
+        stale = [version - r["policy_version"] for r in on]
+        stats = {
+            "online_rows": len(on), "filled_offline": len(fill), "wait_s": wait_s,
+            "dropped_stale": dropped.get("stale", 0), "dropped_foreign": dropped.get("foreign", 0),
+            "staleness_max": max(stale) if stale else None, **links.stats(),
+        }
+        return {"off": off + fill, "on": on, "stats": stats}
+
+    def _exchange(self, step: int) -> None:
+        if self._step_data is not None and self._step_data[0] == step:
+            return
+        publish_s = 0.0
+        if self.published_version is None or (step % self.cfg.model_update_interval == 0
+                                               and self.published_version != self.policy_version):
+            publish_s = self.publish()
+        data = None
+        if self.is_main:
+            try:
+                data = self._collect()
+            except Exception as e:  # noqa: BLE001 - every process must learn of it
+                data = {"failure": _failure(e)}
+        data = self._bcast(data)
+        if "failure" in data:
+            raise _raise(data["failure"])
+        tagged = [(True, r) for r in data["off"]] + [(False, r) for r in data["on"]]
+        mine = tagged[self.rank::self.world]
+        failure, off, on = None, [], []
+        try:
+            for is_off, r in mine:
+                if is_off:
+                    off.append(self.tok(r, self._v_hat(r["problem_id"]), r.get("source") or "offline"))
+                else:
+                    on.append(self.tok(r, self._v_hat(r["problem_id"]), "online"))
+        except Exception as e:  # noqa: BLE001
+            failure = _failure(e)
+        self._agree(failure)
+        if self.is_main:
+            self._pending_rollouts.extend(data["on"])
+        stats = dict(data["stats"], publish_s=publish_s, published_version=self.published_version,
+                     learner_processes=self.world)
+        self.behaviour_version = self.published_version  # what the workers were last sent
+        self._step_data = (step, off, on, stats)
+
+    def offline_examples(self) -> list[Example]:
+        self._exchange(self.step)
+        return self._step_data[1]
+
+    def online_examples(self, step: int) -> tuple[list[Example], dict]:
+        self._exchange(step)
+        return self._step_data[2], self._step_data[3]
+
+    # ------------------------------------------------------------------ PPO with stale rollouts
+    def ppo_step(self, examples: list[Example]) -> dict:
+        """Trainer.ppo_step with the decoupled-PPO correction for rows more than one version old."""
+        from spo_cli.core.ppo import (gae, importance_weights, kl_penalized_rewards, masked_whiten,
+                                      ppo_policy_loss, ppo_value_loss)
+
+        cfg = self.cfg
+        stale = torch.tensor([self.policy_version - e.policy_version > 1 for e in examples], device=self.device)
+        batch = collate(examples, self.tokenizer.pad_token_id, self.device)
+        if batch.behaviour_logp is None:
+            raise SpoError("PPO needs behaviour log-probs on every rollout")
+        ref = self._ref_logp(batch)
+        beh = batch.behaviour_logp
+        weights = None
+        old = beh
+        if bool(stale.any()):
+            with torch.no_grad(), self._autocast():
+                prox, _ = token_logprobs(self.policy, batch)  # (B, L-1) the proximal policy
+            old = torch.where(stale[:, None], prox.detach(), beh)
+            weights = importance_weights(prox, beh, batch.mask, stale=stale)  # (B, L-1)
+        with torch.no_grad():
+            values_old = self.value_model(batch.input_ids, batch.attention)[:, :-1]  # (B, L-1)
+            rewards = kl_penalized_rewards(batch.reward, old, ref, batch.mask, cfg.beta)
+            adv, ret = gae(rewards, values_old, batch.mask, cfg.gamma, cfg.gae_lambda)
+            adv = masked_whiten(adv, batch.mask)
+        sums: dict[str, float] = {}
+        micro = len(examples) // cfg.grad_accum
+        for _epoch in range(cfg.ppo_epochs):
+            for m in range(cfg.grad_accum):
+                rows = torch.arange(m * micro, (m + 1) * micro, device=self.device)
+                sub = collate(examples[m * micro:(m + 1) * micro], self.tokenizer.pad_token_id, self.device)
+                width = sub.mask.shape[1]
+                with self._autocast():
+                    logp, ent = token_logprobs(self.policy, sub, with_entropy=True)
+                    values = self.value_model(sub.input_ids, sub.attention)[:, :-1]
+                w = weights[rows, :width] if weights is not None else None
+                pl = ppo_policy_loss(logp, old[rows, :width], adv[rows, :width], sub.mask, cfg.clip, weights=w)
+                vl = ppo_value_loss(values, values_old[rows, :width], ret[rows, :width], sub.mask, cfg.clip)
+                loss = pl.loss + cfg.vf_coef * vl
+                if not torch.isfinite(loss):
+                    raise SpoError(f"non-finite loss at step {self.step}: {loss.item()}")
+                (loss / (cfg.grad_accum * cfg.ppo_epochs)).backward()
+                with torch.no_grad():
+                    diff = torch.where(sub.mask, logp.detach() - ref[rows, :width], 0.0)
+                    self._acc(sums, {
+                        "loss": loss.item(), "policy_loss": pl.loss.item(), "value_loss": vl.item(),
+                        "clip_frac": pl.clip_frac.item(), "approx_kl": pl.approx_kl.item(),
+                        "kl_ref": diff.sum(-1).mean().item(),
+                        "entropy": (torch.where(sub.mask, ent, 0.0).sum() / sub.mask.sum().clamp(min=1)).item(),
+                        "is_weight": (torch.where(sub.mask, w, 0.0).sum() / sub.mask.sum().clamp(min=1)).item()
+                        if w is not None else 1.0,
+                    }, 1.0 / (cfg.grad_accum * cfg.ppo_epochs))
+        sums["tokens"] = batch.n_tokens * cfg.ppo_epochs
+        sums["stale_rows"] = int(stale.sum())
+        return sums
+
+    # ------------------------------------------------------------------ checkpoints, shutdown
+    def save(self) -> Path | None:
+        """The main process writes the checkpoint (unwrapped models); the others wait for it."""
+        acc = self.accelerator
+        path, failure = None, None
+        if self.is_main:
+            wrapped = (self.policy, self.value_model)
+            self.policy = self.behaviour = acc.unwrap_model(self.policy)  # no separate behaviour copy
+            if self.value_model is not None:
+                self.value_model = acc.unwrap_model(self.value_model)
+            try:
+                path = super().save()
+            except Exception as e:  # noqa: BLE001
+                failure = _failure(e)
+            finally:
+                self.policy, self.value_model = wrapped
+                self.behaviour = self.policy
+        else:
+            self._pending_rollouts = []
+        failure = self._bcast(failure)
+        if failure is not None:
+            raise _raise(failure)
+        return path
+
+    def flush_rollouts(self) -> None:
+        if self.is_main:
+            super().flush_rollouts()
+        self._pending_rollouts = []
+
+    def close(self) -> None:
+        if self.links is not None:
+            self.links.close()
+            self.links = None
+        super().close()
+
+
+def _failure(e: BaseException) -> dict:
+    return {"type": "bad_input" if isinstance(e, BadInput) else "error", "message": str(e)}
+
+
+def _raise(failure: dict) -> SpoError:
+    """The exception to raise for a failure another process reported (its message, its exit code)."""
+    return _Relayed(failure["message"], 2 if failure["type"] == "bad_input" else 1)
+
+
+class _Relayed(SpoError):
+    def __init__(self, message: str, exit_code: int):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+# ---------------------------------------------------------------------- the driver
+def run_async(cfg: TrainConfig, acfg: AsyncConfig, *, resume: bool = False, quiet_stdout: bool = False) -> list[dict]:
+    """Train to cfg.steps with worker rollouts; every process calls this (the main one logs).
+    Returns the metrics of the steps run here (on the main process; [] on the others)."""
+    import orjson
+
+    from spo_cli.console import err, progress
+    from spo_cli.train.run import KEY_METRICS, _trim_metrics
+
+    trainer = AsyncTrainer(cfg, acfg, resume=resume)
+    main = trainer.is_main
+    history: list[dict] = []
+    c = trainer.cfg
+    metrics_path = trainer.out / "metrics.jsonl"
+    if main:
+        if resume:
+            _trim_metrics(metrics_path, trainer.step)
+            info(f"resuming {trainer.out} at step {trainer.step}")
+        info(f"spo train --async: {c.algo} | {trainer.world} learner process(es) | {trainer.n_off} offline + "
+             f"{trainer.n_on} online per step | {len(trainer.links.links)} worker(s) | weights every "
+             f"{c.model_update_interval} steps via {acfg.weights_via} | lineage {trainer.lineage} -> {trainer.out}")
+    tb = None
+    if main and c.tensorboard:
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            tb = SummaryWriter(str(trainer.out / "tb"))
+        except ImportError:
+            err.print("warning: --tensorboard needs the tensorboard package; logging to metrics.jsonl only")
+    try:
+        if not main:
+            for _ in trainer.steps():
+                pass
+            return history
+        with open(metrics_path, "ab") as mf, progress() as bar:
+            task = bar.add_task("train", total=c.steps, completed=trainer.step)
+            for m in trainer.steps():
+                line = orjson.dumps(m)
+                mf.write(line + b"\n")
+                mf.flush()
+                if not quiet_stdout:
+                    sys.stdout.buffer.write(line + b"\n")
+                    sys.stdout.flush()
+                if tb is not None:
+                    for k, v in m.items():
+                        if isinstance(v, (int, float)) and k != "step":
+                            tb.add_scalar(("losses/" if "loss" in k else "charts/") + k, v, m["step"])
+                history.append(m)
+                shown = " ".join(f"{k}={m[k]:.3g}" for k in KEY_METRICS if isinstance(m.get(k), (int, float)))
+                bar.update(task, completed=m["step"], description=f"train {shown} v{m.get('published_version')}")
+    finally:
+        trainer.flush_rollouts()
+        trainer.close()
+        if tb is not None:
+            tb.close()
+    last = history[-1] if history else {}
+    info("done: " + " ".join(f"{k}={last[k]:.4g}" for k in KEY_METRICS if isinstance(last.get(k), (int, float)))
+         + f" | checkpoint {trainer.ckpt_root / 'latest'}")
+    return history
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of each launched learner process: `python -m spo_cli.train.async_loop SPEC.json`
+    (spo_cli/train/launch.py writes SPEC: the train config, the async config, resume)."""
+    import signal
+
+    from spo_cli.cli import _quiet_libraries, _on_sigterm
+    from spo_cli.console import error
+
+    _quiet_libraries()
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        error("usage: python -m spo_cli.train.async_loop SPEC.json")
+        return 2
+    try:
+        spec = json.loads(Path(args[0]).read_text())
+        run_async(TrainConfig(**spec["train"]), AsyncConfig(**spec["async"]), resume=bool(spec["resume"]))
+    except SpoError as e:
+        error(str(e))
+        return e.exit_code
+    except KeyboardInterrupt:
+        error("interrupted")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
