@@ -388,3 +388,22 @@ def test_cli_missing_problem_is_bad_input(pool, tmp_path):
     assert r.returncode == 2
     assert b"problem_id 'gone' is not among the problems given" in r.stderr
     assert len(r.stdout.splitlines()) == 1  # the record before it was written
+
+
+def test_a_runner_that_dies_is_replaced():
+    """A runner killed from outside (OOM killer, an operator) costs a retry, not a verdict."""
+    import os
+    import signal
+
+    kind, why = probe()
+    if kind != "namespaces":
+        pytest.skip(why)
+    with SandboxPool(1) as p:
+        sb = p.acquire()
+        p.release(sb)
+        os.kill(sb._proc.pid, signal.SIGKILL)  # the launcher; the zygote dies with it
+        sb._proc.wait()
+        r = judge_response(SQUARES, "print(int(input()) ** 2)\n", pool=p)
+        assert r["verdict"] == "OK", r
+        r = judge_response(SQUARES, "print(int(input()) ** 2)\n", pool=p)
+        assert r["verdict"] == "OK" and r["judge"]["runs"] == 5

@@ -47,7 +47,7 @@ def main(
 
     from rich.progress import TextColumn
 
-    from spo_cli.console import info, progress, warn
+    from spo_cli.console import err, info, progress, quiet, warn
     from spo_cli.errors import BadInput, SpoError
     from spo_cli.judge import JudgeOptions, MissingProblem, SandboxPool, SandboxUnavailable
     from spo_cli.judge import judge_stream
@@ -76,7 +76,9 @@ def main(
         warn("reach the network, write files and leave processes behind.")
         warn(f"Namespaces failed because: {pool.unsafe_reason}")
         warn("=" * 72)
-    info(f"spo judge: {len(by_id)} problems, {jobs} jobs, sandbox: {pool.mechanism}")
+    info(f"spo judge: {len(by_id)} problems, {jobs} jobs")
+    if not quiet():
+        err.print(f"spo judge: sandbox {pool.mechanism}", soft_wrap=True, markup=False)
     counts: Counter = Counter()
     tstats = ReadStats()
     try:

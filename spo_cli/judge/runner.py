@@ -29,7 +29,7 @@ import queue
 import signal
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -118,6 +118,27 @@ def make_plan(problem: dict, opts: JudgeOptions) -> Plan:
     if not p.tests and p.error is None:
         p.error = f"problem {problem.get('id')!r} has no tests"
     return p
+
+
+_plans: OrderedDict[tuple, tuple[dict, Plan]] = OrderedDict()
+_plans_lock = threading.Lock()
+
+
+def cached_plan(problem: dict, opts: JudgeOptions) -> Plan:
+    """make_plan, remembered for the last 4096 problem objects (a problem is judged against many
+    responses; parsing its test code each time would cost more than the run of a short test)."""
+    key = (id(problem), opts.time_scale, opts.default_time_limit, opts.default_memory_mb)
+    with _plans_lock:
+        hit = _plans.get(key)
+        if hit is not None and hit[0] is problem:
+            _plans.move_to_end(key)
+            return hit[1]
+    plan = make_plan(problem, opts)
+    with _plans_lock:
+        _plans[key] = (problem, plan)
+        while len(_plans) > 4096:
+            _plans.popitem(last=False)
+    return plan
 
 
 def _limits(plan: Plan, opts: JudgeOptions, n_tests: int = 1, expected_len: int = 0) -> Limits:
@@ -216,7 +237,10 @@ class SandboxPool:
             except queue.Empty:
                 sb = None
             if sb is not None:
-                return sb
+                if sb.alive:
+                    return sb
+                self.release(sb)  # died while idle: drop it, start another below
+                continue
             with self._lock:
                 grow = self._started < self.size
                 if grow:
@@ -233,12 +257,16 @@ class SandboxPool:
                 return sb
             sb = self._free.get()
             if sb is not None:
-                return sb  # else a runner died and freed its slot: loop and start one
+                if sb.alive:
+                    return sb
+                self.release(sb)
+            # else a runner died and freed its slot: loop and start one
 
     def release(self, sb: Sandbox) -> None:
         if sb.alive:
             self._free.put(sb)
             return
+        sb.close()  # reaps it; a no-op when already closed
         with self._lock:  # it died (closed after a crash): a fresh one may take its slot
             if sb not in self._all:
                 return
@@ -398,7 +426,7 @@ def judge_response(problem: dict, response: str, opts: JudgeOptions | None = Non
     opts = opts or JudgeOptions()
     pool = pool or default_pool(opts)
     t0 = time.perf_counter()
-    plan = make_plan(problem, opts)
+    plan = cached_plan(problem, opts)
     t = _Tally()
     if plan.error is not None:
         t.fail(0, "JE", plan.error)
