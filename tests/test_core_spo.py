@@ -40,7 +40,10 @@ def one_thread():
     yield
     torch.set_num_threads(before)
 
-SPECS = ["terminal:sq", "terminal:ce", "terminal:sig", "nonterminal:sq", "nonterminal:ce", "advantage", "advantage:sq", "mc:sq", "mc:ce"]
+SPECS = [
+    "terminal:sq", "terminal:ce", "terminal:sig", "nonterminal:sq", "nonterminal:ce", "nonterminal:sig",
+    "advantage", "advantage:sq", "mc:sq", "mc:ce", "mc:sig",
+]
 
 
 def random_batch(seed: int, b: int = 5, t: int = 7, dtype=F64, grad: bool = True) -> SPOBatch:

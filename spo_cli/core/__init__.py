@@ -30,6 +30,7 @@ from spo_cli.core.ppo import (
     ppo_value_loss,
 )
 from spo_cli.core.spo import (
+    ALLOWED_LOSSES,
     LOSSES,
     OBJECTIVES,
     Objective,
@@ -53,4 +54,12 @@ from spo_cli.core.spo import (
     terminal_q,
 )
 
-__all__ = [name for name in dir() if not name.startswith("_") and name not in {"estimators", "ppo", "spo", "masked"}]
+__all__ = [
+    "ALLOWED_LOSSES", "LOSSES", "OBJECTIVES", "Estimate", "Objective", "PolicyLoss", "SPOBatch",
+    "SourceObjective", "Term", "advantage_estimates", "advantage_objective", "ce_logprob_loss",
+    "cumulative_q", "gae", "importance_weights", "kl_penalized_rewards", "last_token_mask",
+    "masked_whiten", "mc_objective", "mc_tensors", "mc_value_target", "nonterminal_objective",
+    "parse_objective", "pass_at_k", "pass_at_k_mean", "ppo_policy_loss", "ppo_value_loss",
+    "prefix_q", "reverse_q_targets", "sigmoid_bce_loss", "soft_value", "soft_value_binary",
+    "soft_value_binary_stderr", "soft_value_stderr", "squared_loss", "terminal_objective", "terminal_q",
+]
