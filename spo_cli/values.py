@@ -357,13 +357,16 @@ class Judge:
 
 def estimate_problems(problems: Iterable[dict], sampler, judge: Judge, *, k: int, beta: float,
                       on_samples: Callable[[list[dict]], None] | None = None,
-                      on_progress: Callable[[int], None] | None = None) -> Iterator[dict]:
+                      on_progress: Callable[[int], None] | None = None,
+                      on_batch_done: Callable[[], None] | None = None) -> Iterator[dict]:
     """One Value record per problem, yielded as soon as its K samples are judged.
 
     sampler: a spo_cli.sampling Sampler (its options should be those of pi_ref: temperature 1,
-    top-p 1); k: samples per problem; on_samples(judged trajectories of one problem) lets the
-    caller keep the samples; on_progress(n) is called with the number of samples judged.
-    Memory: the K samples of one problem at a time.
+    top-p 1); k: samples per problem; on_samples(judged trajectories of a batch of problems)
+    lets the caller keep the samples; on_progress(n) is called with the number of samples judged;
+    on_batch_done() after the records of each batch of problems were yielded (a good moment to
+    save them). Memory: the samples of one batch of problems (about 8 sampling batches, at least
+    one problem's K) at a time.
     """
     window = max(1, (8 * getattr(sampler.opts, "batch_size", 16)) // k)
     chunk: list[dict] = []
@@ -374,16 +377,18 @@ def estimate_problems(problems: Iterable[dict], sampler, judge: Judge, *, k: int
         judged = list(judge(samples, by_id))
         if on_progress is not None:
             on_progress(len(judged))
+        if on_samples is not None:
+            on_samples(judged)
         for p in chunk:
             mine = [t for t in judged if t["problem_id"] == p["id"]]
             good = [t["reward"] for t in mine if t.get("reward") is not None]
-            if on_samples is not None:
-                on_samples(mine)
             if not good:
                 raise SpoError(f"problem {p['id']!r}: the judge failed on all {len(mine)} samples "
                                f"(first: {(mine[0].get('judge') or {}).get('detail') if mine else '-'})")
             errors = len(mine) - len(good)
             yield value_record(p["id"], Counter(good), beta, **({"judge_errors": errors} if errors else {}))
+        if on_batch_done is not None:
+            on_batch_done()
 
     for p in problems:
         chunk.append(p)

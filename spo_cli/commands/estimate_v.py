@@ -124,6 +124,9 @@ def _end_to_end(*, model, problems, output, beta, k, temperature, top_p, max_new
     rstats = ReadStats()
     todo = [p for p in read_records(problems, "problem", skip_invalid=skip_invalid, stats=rstats)
             if p["id"] not in done]
+    if not todo:
+        info(f"spo estimate-v: nothing to do, every problem already has a value in {output}")
+        return
     if threads is not None:
         import torch
 
@@ -141,7 +144,7 @@ def _end_to_end(*, model, problems, output, beta, k, temperature, top_p, max_new
     judge = Judge(jobs)
     on_samples = (lambda judged: add_shard(samples_out, judged, prefix="estimate-v")) if samples_out else None
 
-    def save() -> None:
+    def save() -> None:  # after each batch of problems: what is saved survives a kill
         if to_dir and pending:
             add_shard(out_path, pending, prefix="values")
             pending.clear()
@@ -152,13 +155,12 @@ def _end_to_end(*, model, problems, output, beta, k, temperature, top_p, max_new
         with progress() as bar, (open_writer("-", compress) if to_stdout else _null()) as w:
             task = bar.add_task("estimate-v", total=len(todo) * k)
             for rec in estimate_problems(todo, sampler, judge, k=k, beta=beta, on_samples=on_samples,
-                                         on_progress=lambda n: bar.advance(task, n)):
+                                         on_progress=lambda n: bar.advance(task, n), on_batch_done=save):
                 if w is not None:
                     w.write(rec)
                     w.flush()
                 new.append(rec)
                 pending.append(rec)
-                save()
     finally:
         judge.close()
     dt = time.perf_counter() - t0
