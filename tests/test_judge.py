@@ -320,7 +320,7 @@ def test_missing_problem_raises_after_earlier_records(pool):
 def test_refuses_without_isolation_unless_unsafe(monkeypatch):
     import spo_cli.judge.runner as runner
 
-    monkeypatch.setattr(runner, "probe", lambda python=None: ("none", "pretend: no namespaces"))
+    monkeypatch.setattr(runner, "probe", lambda python=None, order=None: ("none", "pretend: none"))
     with pytest.raises(SandboxUnavailable, match="--unsafe-no-isolation"):
         SandboxPool(1)
     with SandboxPool(1, unsafe_no_isolation=True) as p:
@@ -338,7 +338,7 @@ def test_cli_refuses_without_isolation(monkeypatch, tmp_path):
 
     from spo_cli.cli import app
 
-    monkeypatch.setattr(runner, "probe", lambda python=None: ("none", "pretend: no namespaces"))
+    monkeypatch.setattr(runner, "probe", lambda python=None, order=None: ("none", "pretend: none"))
     probs = tmp_path / "p.jsonl"
     probs.write_bytes(orjson.dumps(SQUARES) + b"\n")
     traj = orjson.dumps({"id": "t", "problem_id": "sq", "prompt": "", "response": "print(0)"}) + b"\n"

@@ -32,11 +32,17 @@ def expected(path: Path) -> set[str]:
     return set(first.split(":", 1)[1].split())
 
 
-def require_namespaces():
-    kind, why = probe()
-    if kind != "namespaces":
-        pytest.skip(f"Linux namespaces unavailable here ({why}); the judge refuses to run "
-                    "untrusted code without them, so there is nothing to test")
+MECHANISMS = ["namespaces", "bwrap"]
+
+
+def require(mechanism: str):
+    kind, why = probe(order=(mechanism,))
+    if kind != mechanism:
+        if mechanism == "bwrap" and not shutil.which("bwrap"):
+            pytest.skip("bwrap is not installed (Debian package bubblewrap); the judge falls back "
+                        "to it only where its own namespaces are refused")
+        pytest.skip(f"{mechanism} unavailable here ({why}); the judge refuses to run untrusted "
+                    "code without isolation, so there is nothing to test")
 
 
 def sandbox_processes() -> list[tuple[int, int]]:
@@ -57,9 +63,10 @@ def sandbox_processes() -> list[tuple[int, int]]:
     return out
 
 
-@pytest.fixture(scope="module")
-def suite():
-    require_namespaces()
+@pytest.fixture(scope="module", params=MECHANISMS)
+def suite(request):
+    mechanism = request.param
+    require(mechanism)
     tok = "spo-hostile-" + uuid.uuid4().hex[:12]
     host_file = Path("/tmp") / (tok + ".host")
     host_file.write_text("the judge's own file\n")
@@ -80,13 +87,13 @@ def suite():
              for p in HOSTILE]
     t0 = time.monotonic()
     try:
-        results = {r["id"]: r for r in judge_stream(trajs, {"hostile": problem}, JudgeOptions(),
-                                                    jobs=2)}
+        results = {r["id"]: r for r in judge_stream(trajs, {"hostile": problem},
+                                                    JudgeOptions(sandbox=mechanism), jobs=2)}
     finally:
         del os.environ["SPO_HOSTILE_SECRET"]
     elapsed = time.monotonic() - t0
     yield {"results": results, "tok": tok, "tcp": tcp, "unix": unix, "host_file": host_file,
-           "before": before, "elapsed": elapsed, "problem": problem}
+           "before": before, "elapsed": elapsed, "problem": problem, "mechanism": mechanism}
     tcp.close()
     unix.close()
     host_file.unlink(missing_ok=True)
@@ -101,7 +108,7 @@ def test_hostile_program_verdict(suite, path):
     r = suite["results"][path.stem]
     assert r["verdict"] in expected(path), (r["verdict"], r["judge"])
     assert r["reward"] == (1.0 if r["verdict"] == "OK" else 0.0)
-    assert r["judge"]["sandbox"].startswith("namespaces(")
+    assert r["judge"]["sandbox"].startswith(suite["mechanism"] + "(")
 
 
 def test_machine_unharmed(suite):
@@ -131,7 +138,7 @@ def test_no_process_left_behind(suite):
 
 
 def test_judge_still_works_after_the_suite(suite):
-    with SandboxPool(1) as pool:
+    with SandboxPool(1, sandbox=suite["mechanism"]) as pool:
         r = judge_response(suite["problem"], "input()\nprint('safe')\n", pool=pool)
     assert r["verdict"] == "OK" and r["reward"] == 1.0
 
@@ -140,7 +147,7 @@ def test_nothing_survives_into_the_next_run(suite):
     """Runs of one runner are sequential; the second must find no trace of the first."""
     leave = (ROOT / "tests/judge_data/hostile/38_leave_traces.py").read_text()
     find = (ROOT / "tests/judge_data/hostile/39_find_traces.py").read_text()
-    with SandboxPool(1) as pool:
+    with SandboxPool(1, sandbox=suite["mechanism"]) as pool:
         for prog in (leave, find, leave, find):
             r = judge_response(suite["problem"], prog, pool=pool)
             assert r["verdict"] == "OK", r["judge"]
@@ -156,14 +163,15 @@ from spo_cli.judge import JudgeOptions, judge_stream
 problem = {"id": "h", "prompt": "", "time_limit": 1.0, "memory_limit_mb": 256,
            "tests": [{"input": "tok-nobody\n1\n", "output": "safe\n"}]}
 trajs = [{"id": n, "problem_id": "h", "response": open(p).read()} for n, p in json.loads(sys.argv[2])]
-out = {r["id"]: [r["verdict"], r["judge"]["sandbox"]] for r in judge_stream(trajs, {"h": problem}, JudgeOptions(), jobs=2)}
+opts = JudgeOptions(sandbox=sys.argv[3])
+out = {r["id"]: [r["verdict"], r["judge"]["sandbox"]] for r in judge_stream(trajs, {"h": problem}, opts, jobs=2)}
 print(json.dumps(out))
 """
 
 AS_NOBODY = ["01_fork_bomb", "06_alloc_20gb", "10_write_outside", "14_env_secrets",
              "16_socket_tcp", "19_daemon_double_fork", "21_kill_parent", "22_kill_everything",
              "23_ctypes_system", "27_new_namespaces", "33_subprocess_sleeps", "34_inherited_fds",
-             "38_leave_traces", "39_find_traces"]
+             "29_proc_sys_writes", "35_escape_via_proc_root", "38_leave_traces", "39_find_traces"]
 
 
 def _nobody_pids() -> set[int]:
@@ -178,10 +186,13 @@ def _nobody_pids() -> set[int]:
     return pids
 
 
-def test_isolation_as_an_ordinary_user():
+@pytest.mark.parametrize("mechanism", MECHANISMS)
+def test_isolation_as_an_ordinary_user(mechanism):
     """Run part of the suite as uid 65534 (needs root to switch user, and setpriv)."""
     if os.geteuid() != 0 or not shutil.which("setpriv"):
         pytest.skip("needs root and setpriv to become an ordinary user")
+    if mechanism == "bwrap" and not shutil.which("bwrap"):
+        pytest.skip("bwrap is not installed (Debian package bubblewrap)")
     python = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
     cases = [(p.stem, str(p)) for p in HOSTILE if p.stem in AS_NOBODY]
     before = _nobody_pids()
@@ -189,7 +200,7 @@ def test_isolation_as_an_ordinary_user():
 
     r = subprocess.run(
         ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-I", "-c",
-         NOBODY_SCRIPT, str(ROOT), json.dumps(cases)],
+         NOBODY_SCRIPT, str(ROOT), json.dumps(cases), mechanism],
         capture_output=True, timeout=180, cwd="/")
     if r.returncode != 0 and b"no process isolation works here" in r.stderr:
         pytest.skip("unprivileged user namespaces are disabled on this machine: "
@@ -199,6 +210,6 @@ def test_isolation_as_an_ordinary_user():
     for name, path in cases:
         verdict, sandbox = out[name]
         assert verdict in expected(Path(path)), (name, verdict)
-        assert sandbox.startswith("namespaces(user,")
+        assert sandbox.startswith(mechanism + "(user,")
     time.sleep(0.2)
     assert not (_nobody_pids() - before), "processes of the ordinary user's programs left behind"

@@ -36,7 +36,14 @@ from dataclasses import dataclass, field
 
 from spo_cli.judge.compare import call_result_matches, outputs_match
 from spo_cli.judge.extract import extract_program
-from spo_cli.judge.sandbox import Limits, Sandbox, SandboxCrashed, SandboxUnavailable, probe
+from spo_cli.judge.sandbox import (
+    MECHANISMS,
+    Limits,
+    Sandbox,
+    SandboxCrashed,
+    SandboxUnavailable,
+    probe,
+)
 
 
 @dataclass(frozen=True)
@@ -50,6 +57,7 @@ class JudgeOptions:
     extract: bool = True  # take the program out of markdown fences / chat text
     unsafe_no_isolation: bool = False  # allow rlimits-only runs where namespaces do not work
     python: str | None = None  # interpreter for the programs (default: this one)
+    sandbox: str = "auto"  # auto (strongest that works), namespaces or bwrap
     nproc: int = 32  # processes + threads a program may have
     nofile: int = 64
     fsize_mb: int = 16  # largest file a program may write
@@ -209,10 +217,12 @@ class SandboxPool:
     """
 
     def __init__(self, size: int | None = None, *, python: str | None = None,
-                 unsafe_no_isolation: bool = False):
+                 unsafe_no_isolation: bool = False, sandbox: str = "auto"):
         self.size = max(1, size or os.cpu_count() or 1)
         self.python = python
-        kind, why = probe(python)
+        if sandbox not in ("auto",) + MECHANISMS:
+            raise ValueError(f"sandbox must be auto, {' or '.join(MECHANISMS)}; got {sandbox!r}")
+        kind, why = probe(python) if sandbox == "auto" else probe(python, (sandbox,))
         if kind == "none" and not unsafe_no_isolation:
             raise SandboxUnavailable(
                 f"no process isolation works here ({why}). Refusing to run untrusted programs "
@@ -293,12 +303,13 @@ _default_lock = threading.Lock()
 
 def default_pool(opts: JudgeOptions, size: int | None = None) -> SandboxPool:
     """A process-wide pool per (interpreter, isolation policy), for callers that judge inline."""
-    key = (opts.python, opts.unsafe_no_isolation)
+    key = (opts.python, opts.unsafe_no_isolation, opts.sandbox)
     with _default_lock:
         pool = _default_pools.get(key)
         if pool is None:
             pool = _default_pools[key] = SandboxPool(
-                size, python=opts.python, unsafe_no_isolation=opts.unsafe_no_isolation)
+                size, python=opts.python, unsafe_no_isolation=opts.unsafe_no_isolation,
+                sandbox=opts.sandbox)
         return pool
 
 
@@ -493,7 +504,8 @@ def judge_stream(trajectories: Iterable[dict], problems_by_id: dict[str, dict],
     jobs = max(1, jobs or os.cpu_count() or 1)
     own_pool = pool is None
     if own_pool:
-        pool = SandboxPool(jobs, python=opts.python, unsafe_no_isolation=opts.unsafe_no_isolation)
+        pool = SandboxPool(jobs, python=opts.python, unsafe_no_isolation=opts.unsafe_no_isolation,
+                           sandbox=opts.sandbox)
     window = window or 4 * jobs
     ex = ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="spo-judge")
 

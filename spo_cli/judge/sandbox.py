@@ -1,19 +1,21 @@
 """The judge's side of the sandbox: start sandboxed runners (zygote.py) and talk to them.
 
 Mechanisms, strongest first (chosen once per process by `probe()`):
-- "namespaces": Linux namespaces (pid, mount, net, ipc, uts; plus user when not root), a
-  read-only pivot_root, per-run pid + mount namespaces with private tmpfs, seccomp, rlimits;
-  as root the program also runs under an unprivileged uid drawn at random per runner.
-  Needs nothing installed: unshare(2), mount(2) and pivot_root(2) are called directly.
+- "namespaces": Linux namespaces (pid, mount, net, ipc, uts; plus user when not root) set up by
+  the runner itself with unshare(2), mount(2) and pivot_root(2): a read-only root, a private
+  mount + IPC namespace and tmpfs per run, seccomp, rlimits; as root the program also runs
+  under an unprivileged uid drawn at random per runner. Needs nothing installed.
+- "bwrap": the same namespaces, set up by bubblewrap (Debian package `bubblewrap`) around the
+  runner, for machines that refuse unprivileged unshare(CLONE_NEWUSER) to arbitrary programs but
+  allow it to bwrap (Ubuntu's AppArmor userns restriction). The runner then does the rest
+  (per-run namespaces, seccomp, rlimits, uid) exactly as above.
 - "none": rlimits, setsid and (as root) setuid only. Used only with `unsafe=True`
-  (`--unsafe-no-isolation`), with a loud warning, because it does not stop network access,
-  writes outside the temporary directory or processes that outlive the run.
+  (`--unsafe-no-isolation`), with a loud warning: it does not stop network access, writes
+  outside the temporary directory or processes that outlive the run.
 
-We do not use bubblewrap: it sets up the same kernel namespaces, and doing it ourselves keeps the
-judge free of an apt dependency and lets one warm interpreter serve every test (bwrap would mean
-one exec per test, or the same zygote design inside it). Cgroups are not used either: on the
-machines this was built on the cgroup tree belongs to the container runtime, so memory is
-limited by RLIMIT_AS and processes by RLIMIT_NPROC (made meaningful by the unprivileged uid).
+Cgroups are not used: on the machines this was built on the cgroup tree belongs to the container
+runtime, so memory is limited by RLIMIT_AS and processes by RLIMIT_NPROC (made meaningful by the
+unprivileged uid, or by the user namespace's own process count).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import json
 import os
 import secrets
 import select
+import shutil
 import struct
 import subprocess
 import sys
@@ -114,7 +117,41 @@ def _mechanism(isolation: str, userns: bool, uid: int | None) -> str:
         return f"rlimits-only{who} (UNSAFE: no namespaces)"
     ns = "user,pid,mount,net,ipc,uts" if userns else "pid,mount,net,ipc,uts"
     who = "+nocaps" if userns else f"+setuid({uid})"
-    return f"namespaces({ns})+ro-root+seccomp{who}+rlimits"
+    return f"{isolation}({ns})+ro-root+seccomp{who}+rlimits"
+
+
+def _ancestors(path: str) -> list[str]:
+    parts = path.strip("/").split("/")[:-1]
+    return ["/" + "/".join(parts[:i + 1]) for i in range(len(parts))]
+
+
+def _bwrap_command(ro_paths: list[str], userns: bool) -> list[str]:
+    """bubblewrap around the runner: namespaces, a read-only root of `ro_paths`, the runner as
+    pid 1 keeping its capabilities inside (it needs them for each run's mounts, then drops them
+    in the program)."""
+    cmd = [shutil.which("bwrap") or "bwrap", "--unshare-ipc", "--unshare-pid", "--unshare-net",
+           "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox", "--as-pid-1",
+           "--new-session", "--cap-add", "ALL"]
+    if userns:
+        cmd += ["--unshare-user", "--uid", str(os.geteuid()), "--gid", str(os.getegid())]
+    paths = sorted(set(ro_paths), key=len)
+    binds = [p for p in paths if os.path.exists(p) or os.path.islink(p)]
+    parents = sorted({a for p in binds for a in _ancestors(p)
+                      if not any(a == b or a.startswith(b.rstrip("/") + "/") for b in binds)},
+                     key=len)
+    for a in parents:  # bwrap would create them 0700: closed to the program's uid
+        cmd += ["--perms", "0755", "--dir", a]
+    for p in binds:
+        if os.path.islink(p):
+            cmd += ["--symlink", os.readlink(p), p]
+        else:
+            cmd += ["--ro-bind", p, p]
+    cmd += ["--dev", "/dev", "--remount-ro", "/dev", "--proc", "/proc", "--dir", "/tmp",
+            "--remount-ro", "/",
+            "--chdir", "/", "--clearenv"]
+    for k, v in RUN_ENV.items():
+        cmd += ["--setenv", k, v]
+    return cmd + ["--"]
 
 
 class Sandbox:
@@ -124,26 +161,34 @@ class Sandbox:
                  seccomp: bool = True, extra_ro_paths: list[str] | None = None):
         self.python = python or sys.executable
         euid = os.geteuid()
-        userns = isolation == "namespaces" and euid != 0
+        userns = isolation in ("namespaces", "bwrap") and euid != 0
         uid = gid = None
         if euid == 0:
             # A uid no account uses, drawn per runner: RLIMIT_NPROC then counts this runner's
             # processes only, and nothing it leaves behind can touch anyone else's.
             uid = gid = 1_000_000 + secrets.randbelow(1_000_000_000)
         self.mechanism = _mechanism(isolation, userns, uid)
+        ro_paths = RO_PATHS + _python_paths(self.python) + list(extra_ro_paths or [])
         cfg = {
-            "isolation": isolation,
+            # Inside, bwrap's namespaces are used like our own; the runner only skips setup.
+            "isolation": "none" if isolation == "none" else "namespaces",
+            "prepared": isolation == "bwrap",
             "userns": userns,
             "uid": uid,
             "gid": gid,
-            "ro_paths": RO_PATHS + _python_paths(self.python) + list(extra_ro_paths or []),
+            "ro_paths": ro_paths,
             "env": RUN_ENV,
             "seccomp": seccomp,
             "mechanism": self.mechanism,
         }
+        prefix = []
+        if isolation == "bwrap":
+            if not shutil.which("bwrap"):
+                raise SandboxUnavailable("bwrap (Debian package bubblewrap) is not installed")
+            prefix = _bwrap_command(ro_paths + [str(ZYGOTE)], userns)
         stderr = None if os.environ.get("SPO_JUDGE_DEBUG") else subprocess.DEVNULL
         self._proc = subprocess.Popen(
-            [self.python, "-I", str(ZYGOTE), json.dumps(cfg)],
+            prefix + [self.python, "-I", str(ZYGOTE), json.dumps(cfg)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr,
             env=dict(RUN_ENV), close_fds=True, start_new_session=True, cwd="/",
         )
@@ -159,7 +204,7 @@ class Sandbox:
             raise SandboxUnavailable(hdr.get("error", "unknown error"))
         if hdr.get("proc") is False:
             self.mechanism += "+noproc"
-        if isolation == "namespaces" and not hdr.get("seccomp"):
+        if isolation != "none" and not hdr.get("seccomp"):
             self.mechanism = self.mechanism.replace("+seccomp", "")
         self.runs = 0
 
@@ -257,16 +302,23 @@ def _write_all(fd: int, data: bytes) -> None:
 _probe_lock = threading.Lock()
 _probe_cache: dict[tuple, tuple[str, str | None]] = {}
 
+MECHANISMS = ("namespaces", "bwrap")  # strongest first
 
-def probe(python: str | None = None) -> tuple[str, str | None]:
-    """Which isolation works here: ("namespaces", None) or ("none", reason it failed)."""
-    key = (python or sys.executable,)
+
+def probe(python: str | None = None, order: tuple[str, ...] = MECHANISMS) -> tuple[str, str | None]:
+    """The first isolation in `order` that works here: (mechanism, None), or ("none", why not)."""
+    key = (python or sys.executable, order)
     with _probe_lock:
         if key not in _probe_cache:
-            try:
-                with Sandbox(isolation="namespaces", python=python):
-                    pass
-                _probe_cache[key] = ("namespaces", None)
-            except (SandboxUnavailable, OSError) as e:
-                _probe_cache[key] = ("none", str(e))
+            reasons = []
+            for kind in order:
+                try:
+                    with Sandbox(isolation=kind, python=python):
+                        pass
+                    _probe_cache[key] = (kind, None)
+                    break
+                except (SandboxUnavailable, OSError) as e:
+                    reasons.append(f"{kind}: {e}")
+            else:
+                _probe_cache[key] = ("none", "; ".join(reasons))
         return _probe_cache[key]

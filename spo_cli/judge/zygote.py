@@ -776,6 +776,13 @@ def main():
         send_reply(1, {"ok": True, "mechanism": cfg["mechanism"]})
         serve(cfg)
         return
+    if cfg.get("prepared"):  # bubblewrap made the namespaces and the read-only root
+        if os.getpid() != 1:
+            send_reply(1, {"ok": False, "error": "not pid 1 of a pid namespace under bwrap"})
+            return
+        cfg["proc"] = True
+        _zygote_ready(cfg)
+        return
     # Opened before the fork: Z's pivot_root moves O's root too (same mount namespace).
     devnull = os.open("/dev/null", os.O_RDWR)
     try:
@@ -792,19 +799,25 @@ def main():
     os.close(devnull)
     try:
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        # As pid 1, Z receives from inside its namespace only signals it has handlers for:
-        # with default dispositions everywhere, a program cannot signal it at all.
-        for sig in range(1, signal.NSIG):
-            if sig not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGPIPE):
-                try:
-                    signal.signal(sig, signal.SIG_DFL)
-                except (OSError, ValueError):
-                    pass
-        prctl(PR_SET_DUMPABLE, 0)  # its /proc entries are closed to the programs
         cfg["proc"] = setup_root(cfg)
     except Exception as e:
         send_reply(1, {"ok": False, "error": str(e)})
         _exit(1)
+    _zygote_ready(cfg)
+    _exit(0)
+
+
+def _zygote_ready(cfg):
+    """Z, isolated: warm up, report readiness, serve runs until the judge closes fd 0."""
+    # As pid 1, Z receives from inside its namespace only signals it has handlers for:
+    # with default dispositions everywhere, a program cannot signal it at all.
+    for sig in range(1, signal.NSIG):
+        if sig not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGPIPE):
+            try:
+                signal.signal(sig, signal.SIG_DFL)
+            except (OSError, ValueError):
+                pass
+    prctl(PR_SET_DUMPABLE, 0)  # its /proc entries are closed to the programs
     # Modules programs commonly import are imported once here, so each run finds them loaded.
     for name in PRELOAD:
         try:
@@ -822,7 +835,6 @@ def main():
     send_reply(1, {"ok": True, "mechanism": cfg["mechanism"], "proc": cfg["proc"],
                    "seccomp": cfg["seccomp"] and _SECCOMP is not None})
     serve(cfg)
-    _exit(0)
 
 
 if __name__ == "__main__":
