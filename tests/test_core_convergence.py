@@ -16,21 +16,13 @@ import pytest
 import torch
 
 from spo_cli.core.ppo import gae, importance_weights, kl_penalized_rewards, ppo_policy_loss
-from spo_cli.core.spo import SPOBatch, mc_value_target, parse_objective, sigmoid_bce_loss, squared_loss, terminal_q
+from spo_cli.core.spo import SPOBatch, parse_objective, sigmoid_bce_loss, squared_loss, terminal_q
 from spo_cli.core.toy import TokenTree, kl
+from tests.tinymodel_util import one_thread  # noqa: F401 (autouse fixture: one torch thread)
 
 F64 = torch.float64
 BETA = 0.5
 STEPS = 600
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: threads only add contention on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @dataclass

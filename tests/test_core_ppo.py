@@ -18,16 +18,9 @@ from spo_cli.core.ppo import (
     ppo_policy_loss,
     ppo_value_loss,
 )
+from tests.tinymodel_util import one_thread  # noqa: F401 (autouse fixture: one torch thread)
 
 F64 = torch.float64
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def rows(seed: int, b: int = 6, t: int = 9):

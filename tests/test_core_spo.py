@@ -28,17 +28,10 @@ from spo_cli.core.spo import (
     squared_loss,
     terminal_q,
 )
+from tests.tinymodel_util import one_thread  # noqa: F401 (autouse fixture: one torch thread)
 
 F64 = torch.float64
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: threads only add contention on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 SPECS = [
     "terminal:sq", "terminal:ce", "terminal:sig", "nonterminal:sq", "nonterminal:ce", "nonterminal:sig",

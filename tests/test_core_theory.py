@@ -15,6 +15,7 @@ import torch
 
 from spo_cli.core.spo import cumulative_q, terminal_q
 from spo_cli.core.toy import TokenTree, kl, soft_objective
+from tests.tinymodel_util import one_thread  # noqa: F401 (autouse fixture: one torch thread)
 
 F64 = torch.float64  # everything here is float64; the global default dtype is left alone
 TOL = 1e-10
