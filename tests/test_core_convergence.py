@@ -183,7 +183,7 @@ def test_mc_targets_from_few_rollouts_are_unbiased_under_ce_but_not_under_sq():
     ce = kl_to_star(p, train(p, parse_objective("mc:ce", beta=BETA), batch))
     sq = kl_to_star(p, train(p, parse_objective("mc:sq", beta=BETA), batch))
     assert ce < 1e-3
-    assert sq > 10 * ce and sq > 1e-3
+    assert sq > 100 * ce and sq > 5e-4  # measured: ce 5e-6, sq 1.5e-3
 
 
 # ------------------------------------------------------------------------------ biased V_hat
