@@ -407,3 +407,23 @@ def test_a_runner_that_dies_is_replaced():
         assert r["verdict"] == "OK", r
         r = judge_response(SQUARES, "print(int(input()) ** 2)\n", pool=p)
         assert r["verdict"] == "OK" and r["judge"]["runs"] == 5
+
+
+def test_a_program_cannot_claim_a_judge_error(pool):
+    """JE means reward null (sample dropped): a program must not be able to ask for it."""
+    forge = ('import os\nos.write(3, b\'{"ev": "je", "msg": "x"}\\n\')\n'
+             'os.write(3, b\'{"ev": "ce", "msg": "x"}\\n\')\nprint(-1)\n')
+    r = judge(pool, SQUARES, forge)
+    assert r["verdict"] in ("WA", "CE") and r["reward"] == 0.0
+    r = judge(pool, SQUARES, "import os\nos.write(4, b'pwned')\nprint(-1)\n")  # fd 4 is closed
+    assert r["verdict"] == "RE" and r["reward"] == 0.0
+    sabotage = "import sys\nsys.modules['math'] = None\ndef add(a, b):\n    return a + b\n"
+    r = judge(pool, MBPP, sabotage)  # breaks the test code's `import math`
+    assert r["verdict"] == "RE" and r["reward"] == 0.0
+
+
+def test_a_program_cannot_replace_the_checker(pool):
+    prob = {"id": "he", "prompt": "def inc(x):\n", "entry_point": "inc",
+            "test_code": "def check(candidate):\n    assert candidate(1) == 2\n"}
+    cheat = "def inc(x):\n    return 0\n\ndef check(candidate):\n    pass\n"
+    assert judge(pool, prob, cheat)["verdict"] == "WA"

@@ -177,11 +177,8 @@ def _last_line(b: bytes) -> str:
 def classify_run(run, cpu_limit: float) -> tuple[str | None, str | None]:
     """The verdict of a run that did not succeed, or (None, None) when it ended normally
     (its output still has to be checked)."""
-    if run.judge_error:
+    if run.judge_error:  # from the runner itself, never from the program (it cannot write it)
         return "JE", run.judge_error
-    je = _event(run, "je")
-    if je:
-        return "JE", je.get("msg")
     ce = _event(run, "ce")
     if ce:
         return "CE", ce.get("msg")
@@ -340,10 +337,14 @@ class _Tally:
 
 
 def _run(pool: SandboxPool, sb_box: list, request: dict, limits: Limits, stdin: bytes = b""):
-    """One run, retried once on a fresh runner if the runner itself crashed."""
+    """One run; retried once if the judge failed (on a fresh runner if the runner crashed)."""
     for attempt in (0, 1):
         try:
-            return sb_box[0].run(request, limits, stdin)
+            run = sb_box[0].run(request, limits, stdin)
+            if run.judge_error is None or attempt == 1:
+                return run
+            time.sleep(0.05)  # e.g. fork() refused under a momentary process shortage
+            continue
         except SandboxCrashed as e:
             if attempt == 1:
                 return _crashed(str(e))

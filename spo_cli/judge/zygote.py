@@ -495,7 +495,9 @@ def run_program(req):
         try:
             exec(_compile(req.get("prelude", ""), "test.py"), g)
         except BaseException as e:
-            _report({"ev": "je", "msg": f"test prelude failed: {type(e).__name__}: {e}"[:300]})
+            # Not a judge error: the program ran first and may have caused it.
+            _report({"ev": "test", "i": 0, "ok": False, "type": type(e).__name__,
+                     "msg": f"the test code failed after the program was loaded: {e}"[:300]})
             _exit(1)
         ok_all = True
         for i, t in enumerate(req["tests"]):
@@ -522,9 +524,9 @@ def child_program(cfg, req, limits, fds, vm, tmpdir):
     try:
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         os.setsid()
-        for i, fd in enumerate(fds):
+        for i, fd in enumerate(fds):  # stdin, stdout, stderr, results, setup errors
             os.dup2(fd, i)
-        os.closerange(4, 1 << 16)
+        os.closerange(5, 1 << 16)
         if cfg["isolation"] == "namespaces":
             _check(libc.unshare(CLONE_NEWNS | CLONE_NEWIPC), "unshare(mount, ipc)")
             owner = "" if cfg["userns"] else f",uid={cfg['uid']},gid={cfg['gid']}"
@@ -579,12 +581,14 @@ def child_program(cfg, req, limits, fds, vm, tmpdir):
         os.environ.clear()
         os.environ.update(cfg["env"])
     except BaseException as e:
+        # fd 4 reaches Z only from here: the program cannot claim a judge error (reward null)
         try:
-            os.write(3, (json.dumps({"ev": "je", "msg": f"sandbox setup: {e!r}"}) + "\n").encode())
+            os.write(4, f"sandbox setup: {e!r}".encode()[:1000])
         except Exception:
             pass
         _exit(125)
     try:
+        os.close(4)
         run_program(req)
     finally:
         _exit(1)
@@ -647,6 +651,7 @@ def run_one(cfg, req, data):
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     res_r, res_w = os.pipe()
+    su_r, su_w = os.pipe()
     tmpdir = None
     if cfg["isolation"] != "namespaces":
         tmpdir = tempfile.mkdtemp(prefix="spo-judge-")
@@ -657,10 +662,10 @@ def run_one(cfg, req, data):
     pid = os.fork()
     if pid == 0:
         try:
-            child_program(cfg, req, limits, (in_fd, out_w, err_w, res_w), vm, tmpdir)
+            child_program(cfg, req, limits, (in_fd, out_w, err_w, res_w, su_w), vm, tmpdir)
         finally:
             _exit(1)
-    for fd in (in_fd, out_w, err_w, res_w):
+    for fd in (in_fd, out_w, err_w, res_w, su_w):
         os.close(fd)
     try:
         exit_fd = os.pidfd_open(pid)
@@ -668,7 +673,7 @@ def run_one(cfg, req, data):
         exit_fd = None  # old kernel: poll for P's exit instead
     deadline = t0 + limits["wall_s"]
     out_cap, res_cap, err_keep = limits["out_bytes"], 1 << 20, 4096
-    bufs = {out_r: bytearray(), err_r: bytearray(), res_r: bytearray()}
+    bufs = {out_r: bytearray(), err_r: bytearray(), res_r: bytearray(), su_r: bytearray()}
     open_fds = set(bufs)
     poller = select.poll()
     for fd in open_fds:
@@ -727,7 +732,7 @@ def run_one(cfg, req, data):
                     del b[:-err_keep]
             elif fd == out_r:
                 total_out += len(chunk)
-            elif len(b) > res_cap:
+            elif len(b) > res_cap:  # results, setup errors
                 del b[res_cap:]
             if killed is None and total_out > out_cap:
                 killed = "output"
@@ -746,6 +751,8 @@ def run_one(cfg, req, data):
         shutil.rmtree(tmpdir, ignore_errors=True)
     header = {"wall": t_end - t0, "killed": killed, "status": status, "cpu": cpu,
               "maxrss_kb": ru.ru_maxrss}
+    if bufs[su_r]:
+        header["je"] = bufs[su_r].decode("utf-8", "replace")
     return header, bytes(bufs[out_r][:out_cap]), bytes(bufs[err_r][-err_keep:]), bytes(bufs[res_r])
 
 
