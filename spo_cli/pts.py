@@ -350,13 +350,15 @@ def pivotal_token_search(trajectories: Iterable[dict], problems_by_id: Mapping[s
     def prepare(t: dict) -> _Job | None:
         stats.seen += 1
         reward = t.get("reward")
-        if opts.successful_only:
-            if reward is None and t.get("verdict") is None:
+        if reward is None:
+            if t.get("verdict") is None:
                 raise BadInput(f"trajectory {t.get('id')!r} (problem {t.get('problem_id')!r}) is not "
-                               "judged: PTS searches successful trajectories, run `spo judge` first")
-            if reward is None or reward < 1.0 - 1e-9:
-                stats.skipped_failed += 1
-                return None
+                               "judged: PTS needs its outcome, run `spo judge` first")
+            stats.judge_errors += 1  # JE: its outcome p(T) is unknown
+            return None
+        if opts.successful_only and reward < 1.0 - 1e-9:
+            stats.skipped_failed += 1
+            return None
         pid = t["problem_id"]
         problem = problems_by_id.get(pid)
         if problem is None:
@@ -398,7 +400,7 @@ def pivotal_token_search(trajectories: Iterable[dict], problems_by_id: Mapping[s
                                "cannot score, use --split token")
             cum = _surprisal_cum(ref_lp)
         search = PivotalSearch(T, p_gap=opts.p_gap, surprisal_cum=cum)
-        search.known(T, 1.0 if reward is not None and reward >= 1.0 - 1e-9 else 0.0, 0)
+        search.known(T, 1.0 if reward >= 1.0 - 1e-9 else 0.0, 0)
         if p0 is not None and opts.prompt_p_from_values and T > 0:
             search.known(0, float(p0), int(value.get("k") or 0))
         stats.searched += 1

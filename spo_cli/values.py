@@ -312,32 +312,41 @@ class Judge:
     def __call__(self, trajectories: Iterable[dict], problems_by_id: Mapping[str, dict]) -> Iterator[dict]:
         from spo_cli.judge.runner import MissingProblem, judge_stream
 
-        fresh: list[dict] = []
-        out: list[dict | None] = []
-        slots: list[int] = []
-        for t in trajectories:
-            hit = self._memo.get((t.get("problem_id"), t.get("response") or ""))
+        out: list[dict] = list(trajectories)
+        fresh: list[dict] = []  # one trajectory per distinct (problem, response) not in the memo
+        waiting: dict[tuple, list[int]] = {}  # that key -> positions in `out` that take its verdict
+        for i, t in enumerate(out):
+            if t.get("problem_id") not in problems_by_id:
+                raise BadInput(f"trajectory {i + 1} (id {t.get('id')!r}): problem_id "
+                               f"{t.get('problem_id')!r} is not among the problems given")
+            key = (t.get("problem_id"), t.get("response") or "")
+            hit = self._memo.get(key)
             if hit is not None:
                 self.memo_hits += 1
-                out.append({**t, **hit})
+                out[i] = {**t, **hit, "judge": {**(hit.get("judge") or {}), "reused": True}}
+            elif key in waiting:
+                self.memo_hits += 1
+                waiting[key].append(i)
             else:
-                slots.append(len(out))
-                out.append(None)
+                waiting[key] = [i]
                 fresh.append(t)
+        fields = ("reward", "verdict", "tests_passed", "tests_total", "judge")
         try:
-            for i, judged in zip(slots, judge_stream(fresh, problems_by_id, self.opts, self.jobs,
-                                                     pool=self.pool)):
+            for judged in judge_stream(fresh, problems_by_id, self.opts, self.jobs, pool=self.pool):
                 self.runs += 1
-                out[i] = judged
+                key = (judged.get("problem_id"), judged.get("response") or "")
+                first, *rest = waiting[key]
+                out[first] = judged
+                got = {f: judged.get(f) for f in fields}
+                for i in rest:
+                    out[i] = {**out[i], **got, "judge": {**(got["judge"] or {}), "reused": True}}
                 if judged.get("verdict") != "JE":
-                    key = (judged.get("problem_id"), judged.get("response") or "")
                     if len(self._memo) >= self._memo_size:
                         self._memo.pop(next(iter(self._memo)))
-                    self._memo[key] = {f: judged.get(f) for f in
-                                       ("reward", "verdict", "tests_passed", "tests_total", "judge")}
+                    self._memo[key] = got
         except MissingProblem as e:
             raise BadInput(str(e)) from None
-        return iter(out)  # type: ignore[arg-type]
+        return iter(out)
 
     def close(self) -> None:
         if self._pool is not None:

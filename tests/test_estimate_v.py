@@ -241,3 +241,18 @@ def test_cli_output_file_is_value_records(tmp_path):
     assert r.returncode == 0, r.stderr
     (rec,) = read_records(out, "value")
     assert rec["beta"] == 0.5 and rec["k"] == 2
+
+
+def test_judge_glue_reuses_repeated_responses_and_names_a_missing_problem():
+    from spo_cli.values import Judge
+
+    prob = {"id": "dbl", "prompt": "p", "tests": [{"input": "3\n", "output": "6\n"}]}
+    trajs = [new_trajectory(problem_id="dbl", prompt="p", response=r) for r in
+             ("print(int(input()) * 2)", "print(5)", "print(int(input()) * 2)")]
+    with Judge(jobs=2) as judge:
+        out = list(judge(trajs, {"dbl": prob}))
+        assert [t["verdict"] for t in out] == ["OK", "WA", "OK"] and [t["reward"] for t in out] == [1.0, 0.0, 1.0]
+        assert judge.runs == 2 and judge.memo_hits == 1 and out[2]["judge"]["reused"] is True
+        assert [t["id"] for t in out] == [t["id"] for t in trajs]  # input order, fields merged in
+        with pytest.raises(BadInput, match="'nope' is not among the problems"):
+            list(judge([new_trajectory(problem_id="nope", prompt="p", response="x")], {"dbl": prob}))
