@@ -172,3 +172,27 @@ def test_cli_train_exit_code_and_stdout(world, tmp_path):
                         "--batch-size", "4", "--steps", "1", "--out", str(tmp_path / "run2")],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "no Value record" in r.stderr and r.stdout == ""
+
+
+def test_ppo_corrects_stale_rollouts_with_importance_weights(world, tmp_path):
+    from spo_cli.train.batching import Example
+    from spo_cli.train.loop import Trainer
+
+    c = cfg(world, tmp_path / "run", algo="ppo", offline_ratio=0.0, offline=[], online_n=2)
+    trainer = Trainer(c)
+    g = torch.Generator().manual_seed(0)
+
+    def ex(version):
+        r = torch.randint(5, 100, (6,), generator=g).tolist()
+        return Example(problem_id="p0", prompt_ids=[1, 7, 9], response_ids=r, reward=1.0, v_hat=0.0,
+                       source="online", logprobs=(-torch.rand(6, generator=g) * 4).tolist(), policy_version=version)
+
+    trainer.policy_version = 5
+    fresh = trainer.ppo_step([ex(4), ex(5), ex(5), ex(4)])
+    assert fresh["stale_rows"] == 0 and "importance_weight" not in fresh
+    trainer.optimizer.zero_grad()
+    stale = trainer.ppo_step([ex(0), ex(5), ex(1), ex(5)])
+    assert stale["stale_rows"] == 2
+    # weights pi_now / pi_behaviour of made-up behaviour log-probs: far from 1, finite, truncated
+    assert 0 < stale["importance_weight"] <= c.max_importance_weight and stale["importance_weight"] != 1.0
+    assert all(torch.isfinite(p.grad).all() for p in trainer.policy.parameters() if p.grad is not None)

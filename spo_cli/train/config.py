@@ -102,6 +102,11 @@ class TrainConfig:
     """PPO: discount."""
     value_lr: float = 0.0
     """PPO: value model learning rate (0 = same as lr)."""
+    max_staleness: int = 0
+    """Drop rollouts more than this many policy versions old (0 = keep all). PPO corrects rollouts
+    more than one version stale with importance weights either way."""
+    max_importance_weight: float = 10.0
+    """PPO: truncate importance weights of stale rollouts at this value."""
 
     def resolved(self) -> "TrainConfig":
         c = dataclasses.replace(self)

@@ -349,14 +349,33 @@ class Trainer:
         return sums
 
     def ppo_step(self, examples: list[Example]) -> dict:
-        from spo_cli.core.ppo import gae, kl_penalized_rewards, masked_whiten, ppo_policy_loss, ppo_value_loss
+        from spo_cli.core.ppo import (
+            gae,
+            importance_weights,
+            kl_penalized_rewards,
+            masked_whiten,
+            ppo_policy_loss,
+            ppo_value_loss,
+        )
 
         cfg = self.cfg
         batch = collate(examples, self.tokenizer.pad_token_id, self.device)
         if batch.behaviour_logp is None:
             raise SpoError("PPO needs behaviour log-probs on every rollout")
         ref = self._ref_logp(batch)
-        old = batch.behaviour_logp
+        behaviour = batch.behaviour_logp
+        stale = torch.tensor([self.policy_version - e.policy_version > 1 for e in examples], device=self.device)
+        weights = None
+        if bool(stale.any()):
+            # Decoupled PPO (MATH.md 9): clip against the current policy (pi_old), and correct
+            # pi_old vs the stale behaviour policy with per-token importance weights.
+            with torch.no_grad(), self._autocast():
+                now, _ = token_logprobs(self.policy, batch)
+            old = torch.where(stale.unsqueeze(-1), now.float(), behaviour)
+            weights = importance_weights(old, behaviour, batch.mask, stale=stale,
+                                         max_weight=cfg.max_importance_weight)
+        else:
+            old = behaviour  # fresh rollouts: the behaviour policy is the current one
         with torch.no_grad():
             values_old = self.value_model(batch.input_ids, batch.attention)[:, :-1]  # (B, L-1)
             rewards = kl_penalized_rewards(batch.reward, old, ref, batch.mask, cfg.beta)
@@ -372,7 +391,8 @@ class Trainer:
                 with self._autocast():
                     logp, ent = token_logprobs(self.policy, sub, with_entropy=True)
                     values = self.value_model(sub.input_ids, sub.attention)[:, :-1]
-                pl = ppo_policy_loss(logp, old[rows, :width], adv[rows, :width], sub.mask, cfg.clip)
+                w = weights[rows, :width] if weights is not None else None
+                pl = ppo_policy_loss(logp, old[rows, :width], adv[rows, :width], sub.mask, cfg.clip, weights=w)
                 vl = ppo_value_loss(values, values_old[rows, :width], ret[rows, :width], sub.mask, cfg.clip)
                 loss = pl.loss + cfg.vf_coef * vl
                 if not torch.isfinite(loss):
@@ -387,6 +407,9 @@ class Trainer:
                         "entropy": (torch.where(sub.mask, ent, 0.0).sum() / sub.mask.sum().clamp(min=1)).item(),
                     }, 1.0 / (cfg.grad_accum * cfg.ppo_epochs))
         sums["tokens"] = batch.n_tokens * cfg.ppo_epochs
+        sums["stale_rows"] = float(stale.sum())
+        if weights is not None:
+            sums["importance_weight"] = float(weights[batch.mask & stale.unsqueeze(-1)].mean())
         return sums
 
     @staticmethod
@@ -415,6 +438,10 @@ class Trainer:
             if self.n_on:
                 on, timing = self.online_examples(self.step)
                 metrics.update(timing)
+                if cfg.max_staleness > 0:
+                    kept = [e for e in on if self.policy_version - e.policy_version <= cfg.max_staleness]
+                    metrics["dropped_stale"] = len(on) - len(kept)
+                    on = kept
                 if on:
                     metrics["reward_online"] = sum(e.reward for e in on) / len(on)
                     metrics["staleness"] = sum(self.policy_version - e.policy_version for e in on) / len(on)
