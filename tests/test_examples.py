@@ -1,0 +1,82 @@
+"""The recipes in examples/ and the README's pipeline run as written (on the toy benchmark, with
+tiny budgets), end to end through the real commands."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from spo_cli.streams import read_records
+
+ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def _env(tmp_path: Path) -> dict:
+    venv_bin = str(Path(sys.executable).parent)
+    env = dict(os.environ)
+    env["PATH"] = f"{venv_bin}:{env.get('PATH', '/usr/bin:/bin')}"
+    env["SPO_PROGRESS"] = "0"
+    return env
+
+
+def _run(cmd, tmp_path, env_extra=None, timeout=900):
+    env = _env(tmp_path)
+    env.update(env_extra or {})
+    r = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout)
+    assert r.returncode == 0, f"{cmd} failed ({r.returncode}):\n{r.stderr[-4000:]}"
+    return r
+
+
+def test_quickstart(toy_benchmark, tmp_path):
+    _run(["bash", str(ROOT / "examples/quickstart.sh")], tmp_path,
+         {"CONFIG": "toy", "N": "2", "OUT": str(tmp_path / "qs")})
+    report = json.loads((tmp_path / "qs" / "report.json").read_text())
+    (model,) = report["models"]
+    assert model["samples"] == 2 * model["problems"] > 0
+    samples = list(read_records(tmp_path / "qs" / "heldout-samples.jsonl.zst", "trajectory"))
+    assert all(s["verdict"] in ("OK", "WA", "TLE", "MLE", "RE", "CE") for s in samples)
+
+
+def test_pipeline_script(toy_benchmark, tmp_path):
+    out = tmp_path / "p"
+    _run(["bash", str(ROOT / "examples/pipeline.sh")], tmp_path,
+         {"CONFIG": "toy", "OUT": str(out), "K": "4", "TRAIN_PROBLEMS": "8", "STEPS": "2",
+          "HELDOUT_PROBLEMS": "6", "EVAL_N": "2"})
+    values = list(read_records(out / "values.jsonl", "value"))
+    assert len(values) == 8 and all(v["k"] == 4 for v in values)
+    corpus = list(read_records(out / "corpus", "trajectory"))
+    assert {c["source"] for c in corpus} >= {"human", "ref"}
+    assert all(c["reward"] is not None for c in corpus)
+    metrics = [json.loads(l) for l in (out / "spo-metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [1, 2]
+    report = json.loads((out / "eval.json").read_text())
+    assert [m["step"] for m in report["models"]] == [0, 2]
+
+
+def test_readme_pipeline_block(toy_benchmark, tmp_path):
+    readme = (ROOT / "README.md").read_text()
+    block = next(b for b in re.findall(r"```sh\n(.*?)```", readme, flags=re.S) if "spo train" in b)
+    _run(["bash", "-euo", "pipefail", "-c", block], tmp_path)
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert len(report["models"]) == 2
+    assert (tmp_path / "run" / "checkpoints" / "latest" / "model.safetensors").exists()
+    assert len(list(read_records(tmp_path / "values.jsonl", "value"))) == 16
+
+
+def test_nightly_corpus_grows_by_shards(toy_benchmark, tmp_path):
+    head = tmp_path / "train4.jsonl"
+    head.write_text("".join(Path(toy_benchmark.train_problems).read_text().splitlines(True)[:4]))
+    env = {"MODEL": str(toy_benchmark.model_dir), "PROBLEMS": str(head), "CORPUS": str(tmp_path / "corpus"),
+           "N": "2"}
+    for seed in ("1", "2"):
+        _run(["bash", str(ROOT / "examples/nightly_corpus.sh")], tmp_path, dict(env, SEED=seed))
+    shards = sorted((tmp_path / "corpus").iterdir())
+    assert len(shards) == 2
+    assert len(list(read_records(tmp_path / "corpus", "trajectory"))) == 16
