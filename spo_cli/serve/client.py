@@ -123,6 +123,7 @@ class _Link:
     failures: int = 0
     next_try: float = 0.0
     acked: int | None = None  # version of ours it holds
+    last_contact: float = 0.0
     dtype: str = "float32"
     health: dict | None = None
     error: str | None = None
@@ -133,7 +134,8 @@ class _Link:
 class WorkerLinks:
     def __init__(self, urls: list[str], token: str | None, *, lineage: str, prefetch: int,
                  timeout: float = 60.0, take_wait: float = 1.0, backoff: tuple[float, float] = (1.0, 30.0),
-                 weights_via: str = "http", weights_dir: str | None = None, tokenizer: str | None = None):
+                 weights_via: str = "http", weights_dir: str | None = None, tokenizer: str | None = None,
+                 heartbeat: float = 5.0):
         if not urls:
             raise BadInput("--async needs at least one worker (--workers URL[,URL...])")
         if weights_via not in ("http", "path"):
@@ -146,6 +148,7 @@ class WorkerLinks:
         self.lineage = lineage
         self.prefetch = max(1, prefetch)
         self.take_wait = take_wait
+        self.heartbeat = heartbeat
         self.backoff = backoff
         self.weights_via = weights_via
         self.weights_dir = Path(weights_dir) if weights_dir else None
@@ -238,6 +241,11 @@ class WorkerLinks:
             self._encoded[key] = value
             return value
 
+    def _heard(self, link: _Link, h: dict) -> None:
+        link.health, link.dtype = h, str(h.get("dtype") or link.dtype)
+        if (h.get("accepted_lineage"), h.get("accepted_version")) != (self.lineage, link.acked):
+            link.acked = None  # it restarted (or never had ours): push the weights again
+
     def _down(self, link: _Link, why: str) -> None:
         link.failures += 1
         delay = min(self.backoff[0] * 2 ** (link.failures - 1), self.backoff[1])
@@ -260,19 +268,24 @@ class WorkerLinks:
                     continue
                 latest = self._latest
                 room = self.prefetch - len(self.buffer)
-                if (latest is None or link.acked == latest[0]) and room <= 0 and link.up:
+                idle = (latest is None or link.acked == latest[0]) and room <= 0 and bool(link.up)
+                if idle and time.monotonic() - link.last_contact < self.heartbeat:
                     self.cond.wait(0.5)
                     continue
             try:
-                if not link.up:
+                if not link.up or idle:  # (re)connecting, or a heartbeat while there is nothing to do
                     h = c.health()
-                    link.health, link.dtype = h, str(h.get("dtype") or "float32")
-                    if self.tokenizer and h.get("tokenizer") not in (None, self.tokenizer):
-                        warn(f"worker {c.url} uses another tokenizer ({h.get('tokenizer')}); its rollouts "
-                             "are re-tokenised and their log-probs dropped")
-                    if link.up is False:
-                        info(f"worker {c.url} is back")
-                    link.up, link.failures, link.error = True, 0, None
+                    link.last_contact = time.monotonic()
+                    self._heard(link, h)
+                    if not link.up:
+                        if link.up is False:
+                            info(f"worker {c.url} is back")
+                        if self.tokenizer and h.get("tokenizer") not in (None, self.tokenizer):
+                            warn(f"worker {c.url} uses another tokenizer ({h.get('tokenizer')}); its rollouts "
+                                 "are re-tokenised and their log-probs dropped")
+                        link.up, link.failures, link.error = True, 0, None
+                    if idle:
+                        continue
                 if latest is not None and link.acked != latest[0]:
                     version, tensors = latest
                     payload = self._payload(version, tensors, link.dtype)
@@ -285,10 +298,9 @@ class WorkerLinks:
                     continue
                 if room > 0:
                     got, h = c.take(min(room, MAX_TAKE), self.take_wait)
+                    link.last_contact = time.monotonic()
                     link.taken += len(got)
-                    link.health = h
-                    if (h.get("accepted_lineage"), h.get("accepted_version")) != (self.lineage, link.acked):
-                        link.acked = None  # it restarted (or lost our weights): push them again
+                    self._heard(link, h)
                     with self.cond:
                         self.buffer.extend(got)
                         self.cond.notify_all()

@@ -12,14 +12,12 @@ What changes against the synchronous Trainer (spo_cli/train/loop.py), and nothin
   the main process publishes a CPU snapshot; links push it to every worker (safetensors, over
   HTTP or via shared storage) while training goes on. Workers load it between sampling rounds.
 - Staleness = learner version - the rollout's policy_version; logged per step (mean on the
-  main process's share as `staleness`, `staleness_max` over the batch). `--max-staleness N` drops
-  rollouts staler than N (they stay in the workers' spools). Rollouts from an abandoned
-  future (a learner resumed at an earlier step) or another run's lineage are always dropped.
-- PPO: rollouts stale by more than one version are trained with the decoupled PPO correction
-  (MATH.md section 9; spo_cli.core.ppo.importance_weights): pi_old is the current policy (the
-  proximal policy) for those rows, and each token's loss is weighted by pi_prox / pi_behaviour
-  from the log-probs the workers recorded. Fresher rows use the behaviour log-probs as pi_old,
-  exactly as the synchronous learner does.
+  main process's share as `staleness`, `staleness_max` over the batch). `--max-staleness N`
+  drops rollouts staler than N before the batch is formed (`rollouts_dropped_stale`; they stay in
+  the workers' spools). Rollouts from an abandoned future (a learner resumed at an earlier step)
+  or from another run's lineage are always dropped (`rollouts_dropped_foreign`).
+- PPO needs nothing extra: Trainer.ppo_step already applies the decoupled-PPO correction to rows
+  more than one version stale (MATH.md section 9), from the log-probs the workers record.
 - Models and optimiser are wrapped by accelerate (DDP over gloo on CPU, NCCL on GPUs). The batch
   size is global: each process takes batch_size / processes rows; DDP averages the gradients.
   Checkpoints are written by the main process, as ordinary ones; --resume works as before.
@@ -28,7 +26,7 @@ What changes against the synchronous Trainer (spo_cli/train/loop.py), and nothin
   keeps waiting until --rollout-wait runs out, then training stops with an error.
 
 Where this departs from the paper: the paper gives no protocol; ours is described in
-spo_cli/serve. With --max-staleness unset nothing is dropped for age (SPO learns off-policy);
+spo_cli/serve. Without --max-staleness nothing is dropped for age (SPO learns off-policy);
 the paper uses a low model_update_interval for on-policy losses and 10 for SPO. FSDP is passed
 through to accelerate but was not run here (CPU machine; see docs/async.md).
 """
@@ -50,7 +48,7 @@ import torch
 from spo_cli.console import info
 from spo_cli.errors import BadInput, SpoError
 from spo_cli.serve.worker import valid_for
-from spo_cli.train.batching import Example, collate, token_logprobs
+from spo_cli.train.batching import Example
 from spo_cli.train.config import TrainConfig
 from spo_cli.train.loop import Trainer
 
@@ -63,8 +61,6 @@ class AsyncConfig:
     """Rollout workers (`spo sample --serve`), as http://HOST:PORT."""
     token: str | None = None
     """Shared token the workers require (default: $SPO_TOKEN). Never written to disk."""
-    max_staleness: int = -1
-    """Drop rollouts more than N learner steps older than the policy (-1: keep all)."""
     rollout_wait: float = 600.0
     """Seconds a step waits for its online rollouts before filling from offline data (or failing)."""
     worker_timeout: float = 60.0
@@ -101,8 +97,8 @@ class AsyncTrainer(Trainer):
             cfg = dataclasses.replace(cfg, device=str(acc.device))
         if not acfg.workers:
             raise BadInput("--async needs --workers URL[,URL...] (rollout workers: spo sample --serve)")
-        if acfg.max_staleness < -1 or acfg.rollout_wait <= 0 or acfg.worker_timeout <= 0:
-            raise BadInput("--max-staleness must be >= -1, --rollout-wait and --worker-timeout > 0")
+        if acfg.rollout_wait <= 0 or acfg.worker_timeout <= 0:
+            raise BadInput("--rollout-wait and --worker-timeout must be > 0")
 
         # The main process first: it checks and claims the run directory; the others then load
         # whatever it loaded (the checkpoint being resumed, or the reference model).
@@ -202,7 +198,7 @@ class AsyncTrainer(Trainer):
             return "unversioned"
         if not valid_for((rec.get("sampler") or {}).get("lineage"), v, self.lineage, version):
             return "foreign"
-        if self.acfg.max_staleness >= 0 and version - v > self.acfg.max_staleness:
+        if self.cfg.max_staleness > 0 and version - v > self.cfg.max_staleness:
             return "stale"
         if rec.get("reward") is None:
             return "unjudged"
@@ -232,7 +228,7 @@ class AsyncTrainer(Trainer):
         stale = [version - r["policy_version"] for r in on]
         stats = {
             "online_rows": len(on), "filled_offline": len(fill), "wait_s": wait_s,
-            "dropped_stale": dropped.get("stale", 0), "dropped_foreign": dropped.get("foreign", 0),
+            "rollouts_dropped_stale": dropped.get("stale", 0), "rollouts_dropped_foreign": dropped.get("foreign", 0),
             "staleness_max": max(stale) if stale else None, **links.stats(),
         }
         return {"off": off + fill, "on": on, "stats": stats}
@@ -279,62 +275,6 @@ class AsyncTrainer(Trainer):
     def online_examples(self, step: int) -> tuple[list[Example], dict]:
         self._exchange(step)
         return self._step_data[2], self._step_data[3]
-
-    # ------------------------------------------------------------------ PPO with stale rollouts
-    def ppo_step(self, examples: list[Example]) -> dict:
-        """Trainer.ppo_step with the decoupled-PPO correction for rows more than one version old."""
-        from spo_cli.core.ppo import (gae, importance_weights, kl_penalized_rewards, masked_whiten,
-                                      ppo_policy_loss, ppo_value_loss)
-
-        cfg = self.cfg
-        stale = torch.tensor([self.policy_version - e.policy_version > 1 for e in examples], device=self.device)
-        batch = collate(examples, self.tokenizer.pad_token_id, self.device)
-        if batch.behaviour_logp is None:
-            raise SpoError("PPO needs behaviour log-probs on every rollout")
-        ref = self._ref_logp(batch)
-        beh = batch.behaviour_logp
-        weights = None
-        old = beh
-        if bool(stale.any()):
-            with torch.no_grad(), self._autocast():
-                prox, _ = token_logprobs(self.policy, batch)  # (B, L-1) the proximal policy
-            old = torch.where(stale[:, None], prox.detach(), beh)
-            weights = importance_weights(prox, beh, batch.mask, stale=stale)  # (B, L-1)
-        with torch.no_grad():
-            values_old = self.value_model(batch.input_ids, batch.attention)[:, :-1]  # (B, L-1)
-            rewards = kl_penalized_rewards(batch.reward, old, ref, batch.mask, cfg.beta)
-            adv, ret = gae(rewards, values_old, batch.mask, cfg.gamma, cfg.gae_lambda)
-            adv = masked_whiten(adv, batch.mask)
-        sums: dict[str, float] = {}
-        micro = len(examples) // cfg.grad_accum
-        for _epoch in range(cfg.ppo_epochs):
-            for m in range(cfg.grad_accum):
-                rows = torch.arange(m * micro, (m + 1) * micro, device=self.device)
-                sub = collate(examples[m * micro:(m + 1) * micro], self.tokenizer.pad_token_id, self.device)
-                width = sub.mask.shape[1]
-                with self._autocast():
-                    logp, ent = token_logprobs(self.policy, sub, with_entropy=True)
-                    values = self.value_model(sub.input_ids, sub.attention)[:, :-1]
-                w = weights[rows, :width] if weights is not None else None
-                pl = ppo_policy_loss(logp, old[rows, :width], adv[rows, :width], sub.mask, cfg.clip, weights=w)
-                vl = ppo_value_loss(values, values_old[rows, :width], ret[rows, :width], sub.mask, cfg.clip)
-                loss = pl.loss + cfg.vf_coef * vl
-                if not torch.isfinite(loss):
-                    raise SpoError(f"non-finite loss at step {self.step}: {loss.item()}")
-                (loss / (cfg.grad_accum * cfg.ppo_epochs)).backward()
-                with torch.no_grad():
-                    diff = torch.where(sub.mask, logp.detach() - ref[rows, :width], 0.0)
-                    self._acc(sums, {
-                        "loss": loss.item(), "policy_loss": pl.loss.item(), "value_loss": vl.item(),
-                        "clip_frac": pl.clip_frac.item(), "approx_kl": pl.approx_kl.item(),
-                        "kl_ref": diff.sum(-1).mean().item(),
-                        "entropy": (torch.where(sub.mask, ent, 0.0).sum() / sub.mask.sum().clamp(min=1)).item(),
-                        "is_weight": (torch.where(sub.mask, w, 0.0).sum() / sub.mask.sum().clamp(min=1)).item()
-                        if w is not None else 1.0,
-                    }, 1.0 / (cfg.grad_accum * cfg.ppo_epochs))
-        sums["tokens"] = batch.n_tokens * cfg.ppo_epochs
-        sums["stale_rows"] = int(stale.sum())
-        return sums
 
     # ------------------------------------------------------------------ checkpoints, shutdown
     def save(self) -> Path | None:

@@ -37,7 +37,6 @@ _HELP = {
                "repeated.",
     "token": "With --async: the workers' shared token (default: $SPO_TOKEN; prefer the variable, a command "
              "line is visible in ps).",
-    "max_staleness": "With --async: drop rollouts more than N learner steps behind the policy (-1: keep all).",
     "rollout_wait": "With --async: seconds a step waits for worker rollouts before filling the shortfall "
                     "from the offline corpus (without one, training stops after this long).",
     "worker_timeout": "With --async: seconds without an answer after which a worker counts as down (it is "
@@ -68,7 +67,6 @@ def options() -> list[inspect.Parameter]:
                                        "asynchronously; learners launched with accelerate. See docs/async.md.")),
         p("workers", Optional[List[str]], typer.Option(None, "--workers", help=_HELP["workers"])),
         p("token", Optional[str], typer.Option(None, "--token", help=_HELP["token"])),
-        p("max_staleness", int, typer.Option(-1, flag("max_staleness"), help=_HELP["max_staleness"])),
         p("rollout_wait", float, typer.Option(600.0, flag("rollout_wait"), help=_HELP["rollout_wait"])),
         p("worker_timeout", float, typer.Option(60.0, flag("worker_timeout"), help=_HELP["worker_timeout"])),
         p("weights_via", str, typer.Option("http", flag("weights_via"), help=_HELP["weights_via"])),
@@ -81,7 +79,7 @@ def options() -> list[inspect.Parameter]:
     ]
 
 
-DEFAULTS = {"async_": False, "workers": None, "token": None, "max_staleness": -1, "rollout_wait": 600.0,
+DEFAULTS = {"async_": False, "workers": None, "token": None, "rollout_wait": 600.0,
             "worker_timeout": 60.0, "weights_via": "http", "weights_dir": None, "num_processes": None,
             "accelerate_config": None, "accelerate_arg": None}
 
@@ -155,8 +153,8 @@ def launch(cfg, opts: dict, *, resume: bool = False) -> None:
     if opts.get("num_processes") is not None and opts["num_processes"] < 1:
         raise BadInput("--num-processes must be >= 1")
     token = resolve_token(opts.get("token"))
-    acfg = AsyncConfig(workers=workers, token=token, max_staleness=opts.get("max_staleness", -1),
-                       rollout_wait=opts.get("rollout_wait", 600.0), worker_timeout=opts.get("worker_timeout", 60.0),
+    acfg = AsyncConfig(workers=workers, token=token, rollout_wait=opts.get("rollout_wait", 600.0),
+                       worker_timeout=opts.get("worker_timeout", 60.0),
                        weights_via=opts.get("weights_via", "http"), weights_dir=opts.get("weights_dir"))
     extra = list(opts.get("accelerate_arg") or [])
     config = opts.get("accelerate_config")
