@@ -1929,28 +1929,3 @@ def iter_problems(
         seen_statements.add(row["description"])
         made += 1
         yield row
-
-
-def row_to_problem(row: dict) -> dict:
-    """Map one of our CodeContests rows onto the normalised Problem record (DESIGN.md).
-
-    A small stand-in for spo_cli.streams.read_records(kind="problem"); the prompt is the
-    description, as in the importer.
-    """
-    tests = []
-    for part in ("public_tests", "private_tests", "generated_tests"):
-        t = row.get(part) or {}
-        tests += [{"input": i, "output": o} for i, o in zip(t.get("input", []), t.get("output", []))]
-    pub = row.get("public_tests") or {}
-    tl = row.get("time_limit") or {}
-    return {
-        "id": row["name"],
-        "prompt": row["description"],
-        "tests": tests,
-        "public_tests": [{"input": i, "output": o} for i, o in zip(pub.get("input", []), pub.get("output", []))],
-        "time_limit": float(tl.get("seconds", 0)) + tl.get("nanos", 0) / 1e9 or float(TIME_LIMIT_S),
-        "memory_limit_mb": int(row.get("memory_limit_bytes", MEMORY_LIMIT_BYTES)) >> 20,
-        "solutions": list((row.get("solutions") or {}).get("solution", [])),
-        "incorrect_solutions": list((row.get("incorrect_solutions") or {}).get("solution", [])),
-        "meta": {"family": row.get("family"), "params": row.get("params"), "source": "spo-bench"},
-    }
