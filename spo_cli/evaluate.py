@@ -248,7 +248,7 @@ def render_table(report: dict):
 
     ks = report["ks"]
     table = Table(title="pass@k (unbiased; +- standard error across problems)")
-    table.add_column("model")
+    table.add_column("model", overflow="fold")
     table.add_column("step", justify="right")
     table.add_column("problems", justify="right")
     table.add_column("samples", justify="right")
@@ -263,8 +263,14 @@ def render_table(report: dict):
             else:
                 se = e.get("stderr")
                 cells.append(f"{100 * e['mean']:.1f}%" + (f" +- {100 * se:.1f}" if se is not None else ""))
-        table.add_row(str(m["model"]), str(m["step"]), str(m["problems"]), str(m["samples"]), *cells)
+        table.add_row(_short(str(m["model"])), str(m["step"]), str(m["problems"]), str(m["samples"]), *cells)
     return table
+
+
+def _short(name: str) -> str:
+    """The last two path components of a checkpoint (run/step-000100), for a narrow table."""
+    parts = Path(name).parts
+    return str(Path(*parts[-2:])) if len(parts) > 2 else name
 
 
 def plot_report(report: dict, path: str | Path, *, title: str | None = None) -> Path:
