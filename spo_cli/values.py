@@ -54,6 +54,16 @@ def _finite_or_none(x: float) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
+def p_hat_histogram(ps: Iterable[float], bins: int = 5) -> str:
+    """'[0.0,0.2) 12, [0.2,0.4) 3, ...': a one-line distribution of success rates, for people."""
+    counts = [0] * bins
+    for p in ps:
+        counts[min(bins - 1, int(p * bins))] += 1
+    edges = [i / bins for i in range(bins + 1)]
+    return ", ".join(f"[{edges[i]:.1f},{edges[i + 1]:.1f}{']' if i == bins - 1 else ')'} {c}"
+                     for i, c in enumerate(counts))
+
+
 # ---------------------------------------------------------------------------------------------
 # Estimating
 

@@ -50,7 +50,7 @@ def main(
     """
     from spo_cli.console import info, warn
     from spo_cli.streams import ReadStats, open_writer, read_records
-    from spo_cli.values import EstimateStats, estimate_values
+    from spo_cli.values import EstimateStats, estimate_values, p_hat_histogram
 
     if not beta > 0:
         raise typer.BadParameter("beta must be > 0", param_hint="--beta")
@@ -74,6 +74,8 @@ def main(
             w.write(rec)
     info(f"spo estimate-v: {stats.problems} problems from {stats.trajectories} judged trajectories"
          f" (beta {beta:g})")
+    if recs:
+        info("spo estimate-v: p_hat of the problems: " + p_hat_histogram(r["p_hat"] for r in recs))
     if stats.judge_errors:
         warn(f"{stats.judge_errors} trajectories with judge errors (JE) were left out")
     if stats.skipped_source:
@@ -94,7 +96,7 @@ def _end_to_end(*, model, problems, output, beta, k, temperature, top_p, max_new
     from spo_cli.errors import BadInput
     from spo_cli.sampling import SampleOptions, make_sampler
     from spo_cli.streams import ReadStats, add_shard, open_writer, read_records, write_records
-    from spo_cli.values import Judge, estimate_problems, read_done_problem_ids
+    from spo_cli.values import Judge, estimate_problems, p_hat_histogram, read_done_problem_ids
 
     if problems is None:
         raise typer.BadParameter("--model needs --problems", param_hint="--problems")
@@ -164,6 +166,8 @@ def _end_to_end(*, model, problems, output, beta, k, temperature, top_p, max_new
     finally:
         judge.close()
     dt = time.perf_counter() - t0
+    if new:
+        info("spo estimate-v: p_hat of the new problems: " + p_hat_histogram(r["p_hat"] for r in new))
     info(f"spo estimate-v: {len(new)} new values ({len(done_recs) + len(new)} in all) in {dt:.0f} s"
          f" ({len(new) * k / max(dt, 1e-9):.1f} samples/s); judge ran {judge.runs} programs,"
          f" {judge.memo_hits} repeats reused")

@@ -66,7 +66,7 @@ def main(
     from spo_cli.pts import PrefixRollouts, PTSOptions, PTSStats, pivotal_token_search
     from spo_cli.sampling import SampleOptions, make_sampler
     from spo_cli.streams import ReadStats, index_by, open_writer, read_records
-    from spo_cli.values import Judge, load_values, parse_missing_value
+    from spo_cli.values import Judge, load_values, p_hat_histogram, parse_missing_value
 
     lo, hi = _range(p_range)
     try:
@@ -137,15 +137,6 @@ def main(
         warn(f"{stats.judge_errors} rollouts with judge errors (JE) were left out")
     if stats.retokenized:
         info(f"spo pts: {stats.retokenized} trajectories re-tokenized with the reference tokenizer")
-
-
-def p_hat_histogram(ps, bins: int = 5) -> str:
-    counts = [0] * bins
-    for p in ps:
-        counts[min(bins - 1, int(p * bins))] += 1
-    edges = [i / bins for i in range(bins + 1)]
-    return ", ".join(f"[{edges[i]:.1f},{edges[i + 1]:.1f}{']' if i == bins - 1 else ')'} {c}"
-                     for i, c in enumerate(counts))
 
 
 class _null:
