@@ -221,20 +221,33 @@ def _open_source(src: str) -> tuple[IO[bytes], bool]:
         raise BadInput(f"cannot open: {e.strerror}", path=src) from None
 
 
+def _terminated(chunks: Iterator[bytes], state: dict) -> Iterator[bytes]:
+    """The chunks, plus a final newline when the input's last line has none (flagged in state),
+    so the last line goes through the same parsing path as every other."""
+    last = b""
+    for chunk in chunks:
+        if chunk:
+            last = chunk
+            yield chunk
+    if last and not last.endswith(b"\n"):
+        state["unterminated"] = True
+        yield b"\n"
+
+
 def _iter_source(src: str, kind: str | None, skip_invalid: bool, stats: ReadStats,
                  normalize: Any, seen: set | None) -> Iterator[dict]:
     name = "<stdin>" if src == "-" else src
     f, close = _open_source(src)
     loads = orjson.loads
-    check = validate if kind else None
     fast = _FAST[kind] if kind else None
     count = dups = 0
+    state: dict = {}
     try:
         head = f.read(CHUNK)
         lineno = 0
         rest = b""
         try:
-            for chunk in _decompressed_chunks(f, head):
+            for chunk in _terminated(_decompressed_chunks(f, head), state):
                 if rest:
                     chunk = rest + chunk
                 lines = chunk.split(b"\n")
@@ -249,16 +262,15 @@ def _iter_source(src: str, kind: str | None, skip_invalid: bool, stats: ReadStat
                             rec = normalize(rec, lineno)
                         if fast is not None and (type(rec) is not dict or not fast(rec)):
                             validate(rec, kind)  # the slow path: raises with the reason
-                    except orjson.JSONDecodeError as e:
-                        if line.isspace():
+                    except (orjson.JSONDecodeError, RecordError) as e:
+                        if isinstance(e, RecordError):
+                            reason = f"invalid {kind} record: {e}"
+                        elif line.isspace():
                             continue
-                        reason = _describe_json_error(line, e)
-                        if not skip_invalid:
-                            raise BadInput(reason, path=name, line=lineno) from None
-                        stats.note_invalid(name, lineno, reason)
-                        continue
-                    except RecordError as e:
-                        reason = f"invalid {kind} record: {e}"
+                        else:
+                            reason = _describe_json_error(line, e)
+                            if state.get("unterminated"):
+                                reason += " (last line, no newline: truncated?)"
                         if not skip_invalid:
                             raise BadInput(reason, path=name, line=lineno) from None
                         stats.note_invalid(name, lineno, reason)
@@ -278,34 +290,6 @@ def _iter_source(src: str, kind: str | None, skip_invalid: bool, stats: ReadStat
                 raise BadInput(f"{e}; {lineno} complete lines read before it", path=name,
                                line=lineno + 1) from None
             stats.note_invalid(name, lineno + 1, str(e))
-            return
-        if rest and not rest.isspace():
-            lineno += 1
-            try:
-                rec = loads(rest)
-                if normalize is not None:
-                    rec = normalize(rec, lineno)
-                if check is not None:
-                    check(rec, kind)
-            except orjson.JSONDecodeError as e:
-                reason = _describe_json_error(rest, e) + " (last line, no newline: truncated?)"
-                if not skip_invalid:
-                    raise BadInput(reason, path=name, line=lineno) from None
-                stats.note_invalid(name, lineno, reason)
-                return
-            except RecordError as e:
-                reason = f"invalid {kind} record: {e}"
-                if not skip_invalid:
-                    raise BadInput(reason, path=name, line=lineno) from None
-                stats.note_invalid(name, lineno, reason)
-                return
-            if seen is None or rec.get("id") is None or rec["id"] not in seen:
-                if seen is not None and rec.get("id") is not None:
-                    seen.add(rec["id"])
-                count += 1
-                yield rec
-            else:
-                dups += 1
     finally:
         stats.records += count
         stats.duplicates += dups
@@ -443,7 +427,8 @@ class RecordWriter:
         self._f.flush()
 
 
-def _fsync_dir(d: Path) -> None:
+def fsync_dir(d: Path) -> None:
+    """Make a rename in directory `d` durable (best effort: some file systems refuse)."""
     try:
         fd = os.open(d, os.O_RDONLY)
     except OSError:
@@ -514,7 +499,7 @@ def open_writer(spec: str | os.PathLike | None = "-", compress: str | None = Non
                 os.fsync(f.fileno())
                 f.close()
                 os.replace(tmp, path)
-                _fsync_dir(parent)
+                fsync_dir(parent)
             else:
                 f.close()
         finally:

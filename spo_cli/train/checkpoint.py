@@ -28,20 +28,10 @@ import numpy as np
 import torch
 
 from spo_cli.errors import BadInput
+from spo_cli.streams import fsync_dir
 
 MARKER = "spo_checkpoint.json"
 FORMAT = 1
-
-
-def _fsync_dir(d: Path) -> None:
-    try:
-        fd = os.open(d, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
 
 
 def rng_state() -> dict:
@@ -94,7 +84,7 @@ def save(ckpt_root: Path, step: int, *, model: Any, tokenizer: Any, trainer_stat
         if final.exists():  # a re-run of the same step after a resume: replace it
             shutil.rmtree(final)
         os.replace(tmp, final)
-        _fsync_dir(ckpt_root)
+        fsync_dir(ckpt_root)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
