@@ -330,3 +330,20 @@ def test_two_learners_two_workers_kill_a_worker_then_the_learners_and_resume(wor
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_fsdp_launch_is_refused_not_run_as_independent_processes(world, tmp_path):
+    """FSDP is not supported yet: refused with a message (on a machine without GPUs accelerate itself
+    fails, or, in some versions, turns the launch into N independent single-process runs that would
+    all write one run directory), never run half-way."""
+    d, model = world
+    env = dict(os.environ, OMP_NUM_THREADS="1", SPO_QUIET="1")
+    res = subprocess.run([sys.executable, "-m", "spo_cli", "train", "--async", "--num-processes", "2",
+                          "--accelerate-arg=--use_fsdp", "--workers", "http://127.0.0.1:9", "-m", model,
+                          "-p", str(d / "problems.jsonl"), "-o", str(tmp_path / "run")],
+                         capture_output=True, text=True, env=env, timeout=280)
+    assert res.returncode != 0
+    assert any(m in res.stderr for m in ("could not set up", "no distributed training", "not FSDP"))
+    assert not (tmp_path / "run" / "checkpoints").exists()

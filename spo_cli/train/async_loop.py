@@ -27,8 +27,8 @@ What changes against the synchronous Trainer (spo_cli/train/loop.py), and nothin
 
 Where this departs from the paper: the paper gives no protocol; ours is described in
 spo_cli/serve. Without --max-staleness nothing is dropped for age (SPO learns off-policy);
-the paper uses a low model_update_interval for on-policy losses and 10 for SPO. FSDP is passed
-through to accelerate but was not run here (CPU machine; see docs/async.md).
+the paper uses a low model_update_interval for on-policy losses and 10 for SPO. Not yet: FSDP
+(sharded checkpoints are not written; refused with a message), and nothing was run on GPUs.
 """
 
 from __future__ import annotations
@@ -89,9 +89,23 @@ class AsyncTrainer(Trainer):
         self.acfg = acfg
         if accelerator is None:
             pg = InitProcessGroupKwargs(timeout=timedelta(seconds=max(1800.0, acfg.rollout_wait + 600.0)))
-            accelerator = Accelerator(cpu=cfg.device == "cpu", kwargs_handlers=[pg])
+            try:
+                accelerator = Accelerator(cpu=cfg.device == "cpu", kwargs_handlers=[pg])
+            except (RuntimeError, ValueError) as e:  # e.g. an FSDP launch on a machine without GPUs
+                raise BadInput(f"accelerate could not set up the learner processes: {e}") from None
         self.accelerator = acc = accelerator
         self.rank, self.world = acc.process_index, acc.num_processes
+        launched = int(os.environ.get("WORLD_SIZE", "1") or 1)
+        if launched > 1 and self.world == 1:
+            # e.g. an FSDP config on a machine without GPUs: accelerate then falls back to N
+            # independent single-process runs, which would all write the same run directory
+            raise BadInput(f"{launched} processes were launched but accelerate set up no distributed training "
+                           f"({acc.distributed_type}); on CPUs use multi-process DDP (--num-processes N without "
+                           "an FSDP config)")
+        kind = str(acc.distributed_type).rsplit(".", 1)[-1]
+        if kind in ("FSDP", "DEEPSPEED", "MEGATRON_LM"):
+            raise BadInput(f"spo train --async runs DDP (MULTI_GPU / MULTI_CPU) only, not {kind}: checkpoints of "
+                           "sharded models and optimiser states are not implemented yet (see docs/async.md)")
         self.is_main = acc.is_main_process
         if cfg.device == "auto":
             cfg = dataclasses.replace(cfg, device=str(acc.device))

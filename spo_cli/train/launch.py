@@ -3,8 +3,8 @@
     spo train --async --workers http://w1:8471,http://w2:8471 -m MODEL -p problems.jsonl ...
         one learner process, in this process
     spo train --async --num-processes 8 ...                    8 processes on this machine
-    spo train --async --accelerate-config cluster.yaml ...     whatever the config says (DDP or
-                                                               FSDP, machines, ranks)
+    spo train --async --accelerate-config cluster.yaml ...     whatever the config says (DDP:
+                                                               GPUs, machines, ranks, precision)
     spo train --async --accelerate-arg=--machine_rank=1 ...    any `accelerate launch` option
     accelerate launch [its options] -m spo_cli train --async ...   also works: each process then
                                                                trains in place
@@ -47,8 +47,8 @@ _HELP = {
                    "--weights-dir).",
     "num_processes": "With --async: learner processes (accelerate launch --num_processes; default 1, or "
                      "what --accelerate-config says).",
-    "accelerate_config": "With --async: an accelerate config file (accelerate config): DDP or FSDP, "
-                         "machines, mixed precision.",
+    "accelerate_config": "With --async: an accelerate config file (accelerate config): multi-GPU DDP, "
+                         "machines, mixed precision (FSDP is not supported yet).",
     "accelerate_arg": "With --async: one more option for accelerate launch, e.g. "
                       "--accelerate-arg=--machine_rank=1 (repeatable).",
 }
