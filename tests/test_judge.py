@@ -427,3 +427,19 @@ def test_a_program_cannot_replace_the_checker(pool):
             "test_code": "def check(candidate):\n    assert candidate(1) == 2\n"}
     cheat = "def inc(x):\n    return 0\n\ndef check(candidate):\n    pass\n"
     assert judge(pool, prob, cheat)["verdict"] == "WA"
+
+
+@pytest.mark.parametrize("mechanism", ["namespaces", "bwrap"])
+def test_cli_sandbox_choice(pool, tmp_path, mechanism):
+    import shutil
+
+    if mechanism == "bwrap" and not shutil.which("bwrap"):
+        pytest.skip("bwrap is not installed (Debian package bubblewrap)")
+    probs = tmp_path / "problems.jsonl"
+    probs.write_bytes(orjson.dumps(SQUARES) + b"\n")
+    traj = orjson.dumps({"id": "t", "problem_id": "sq", "prompt": "", "response": "print(int(input())**2)"})
+    r = spo("judge", "-p", str(probs), "--sandbox", mechanism, stdin=traj + b"\n")
+    assert r.returncode == 0, r.stderr.decode()
+    out = orjson.loads(r.stdout)
+    assert out["verdict"] == "OK" and out["judge"]["sandbox"].startswith(mechanism + "(")
+    assert spo("judge", "-p", str(probs), "--sandbox", "chroot", stdin=traj).returncode == 2

@@ -9,6 +9,7 @@ something else when it succeeded, which would be a WA).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -80,7 +81,6 @@ def suite(request):
     unix.listen(16)
     unix.setblocking(False)
     os.environ["SPO_HOSTILE_SECRET"] = "hunter2"
-    before = set(sandbox_processes())
     problem = {"id": "hostile", "prompt": "", "time_limit": 1.0, "memory_limit_mb": 256,
                "tests": [{"input": f"{tok}\n{port}\n", "output": "safe\n"}]}
     trajs = [{"id": p.stem, "problem_id": "hostile", "prompt": "", "response": p.read_text()}
@@ -93,7 +93,7 @@ def suite(request):
         del os.environ["SPO_HOSTILE_SECRET"]
     elapsed = time.monotonic() - t0
     yield {"results": results, "tok": tok, "tcp": tcp, "unix": unix, "host_file": host_file,
-           "before": before, "elapsed": elapsed, "problem": problem, "mechanism": mechanism}
+           "elapsed": elapsed, "problem": problem, "mechanism": mechanism}
     tcp.close()
     unix.close()
     host_file.unlink(missing_ok=True)
@@ -128,9 +128,13 @@ def test_machine_unharmed(suite):
 def test_no_process_left_behind(suite):
     if os.geteuid() != 0:
         pytest.skip("programs run under the judge's own uid here; covered by the pid namespace")
+    # The uids our runners gave their programs (other judges on this machine draw their own).
+    uids = {int(m) for r in suite["results"].values()
+            for m in re.findall(r"setuid\((\d+)\)", r["judge"]["sandbox"])}
+    assert uids
     deadline = time.monotonic() + 5
     while True:
-        left = set(sandbox_processes()) - suite["before"]
+        left = [(pid, uid) for pid, uid in sandbox_processes() if uid in uids]
         if not left or time.monotonic() > deadline:
             break
         time.sleep(0.1)
@@ -174,12 +178,14 @@ AS_NOBODY = ["01_fork_bomb", "06_alloc_20gb", "10_write_outside", "14_env_secret
              "29_proc_sys_writes", "35_escape_via_proc_root", "38_leave_traces", "39_find_traces"]
 
 
-def _nobody_pids() -> set[int]:
+def _nobody_runners() -> set[int]:
+    """Runner processes (zygote.py) of uid 65534; a program's own processes cannot outlive its
+    runner, whose pid namespace the kernel empties when it ends."""
     pids = set()
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
             try:
-                if d.stat().st_uid == 65534:
+                if d.stat().st_uid == 65534 and b"zygote.py" in (d / "cmdline").read_bytes():
                     pids.add(int(d.name))
             except OSError:
                 pass
@@ -195,7 +201,7 @@ def test_isolation_as_an_ordinary_user(mechanism):
         pytest.skip("bwrap is not installed (Debian package bubblewrap)")
     python = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
     cases = [(p.stem, str(p)) for p in HOSTILE if p.stem in AS_NOBODY]
-    before = _nobody_pids()
+    before = _nobody_runners()
     import json
 
     r = subprocess.run(
@@ -211,5 +217,7 @@ def test_isolation_as_an_ordinary_user(mechanism):
         verdict, sandbox = out[name]
         assert verdict in expected(Path(path)), (name, verdict)
         assert sandbox.startswith(mechanism + "(user,")
-    time.sleep(0.2)
-    assert not (_nobody_pids() - before), "processes of the ordinary user's programs left behind"
+    deadline = time.monotonic() + 10  # runners end on EOF from the judge that has exited
+    while (_nobody_runners() - before) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not (_nobody_runners() - before), "runners of the ordinary user left behind"

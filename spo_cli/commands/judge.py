@@ -25,6 +25,7 @@ def main(
     no_extract: bool = typer.Option(False, "--no-extract", help="Run the response as it is, without taking the program out of markdown code fences."),
     unsafe_no_isolation: bool = typer.Option(False, "--unsafe-no-isolation", help="Where Linux namespaces are unavailable, run programs with rlimits only. UNSAFE: programs can then reach the network and write files."),
     python: Optional[str] = typer.Option(None, "--python", help="Interpreter for the programs (default: the one running spo)."),
+    sandbox: str = typer.Option("auto", "--sandbox", help="auto (the strongest that works here), namespaces (spo's own) or bwrap (bubblewrap)."),
     skip_invalid: bool = SkipInvalid,
     compress: Optional[str] = Compress,
 ) -> None:
@@ -37,9 +38,12 @@ def main(
     (HumanEval check(), MBPP asserts). Output is compared as CodeContests does (whitespace
     tokens, case-insensitive, floats within 1e-5) unless --strict.
 
-    Every run is isolated (its own pid, mount, network, IPC and UTS namespaces, read-only root,
-    private /tmp, seccomp, rlimits, an unprivileged uid when run as root); spo judge refuses to
-    run without namespaces unless --unsafe-no-isolation is given. Output order = input order.
+    Every run is isolated: pid, mount, network, IPC and UTS namespaces (set up by spo itself, or
+    by bubblewrap where only it may create them), a read-only root, a private /tmp, seccomp,
+    rlimits, an unprivileged uid when run as root; everything a run started is killed when it
+    ends. spo judge refuses to run without namespaces unless --unsafe-no-isolation is given.
+    The mechanism in force is printed and recorded in each trajectory. Output order = input
+    order.
 
     Example: spo sample -m ckpt -p problems.jsonl -n 8 | spo judge -p problems.jsonl -o traj.jsonl.zst
     """
@@ -53,6 +57,8 @@ def main(
     from spo_cli.judge import judge_stream
     from spo_cli.streams import ReadStats, index_by, open_writer, read_records
 
+    if sandbox not in ("auto", "namespaces", "bwrap"):
+        raise typer.BadParameter("choose auto, namespaces or bwrap", param_hint="--sandbox")
     if time_scale <= 0:
         raise typer.BadParameter("must be > 0", param_hint="--time-scale")
     if jobs is not None and jobs < 1:
@@ -62,12 +68,14 @@ def main(
         partial=partial, all_tests=all_tests, strict=strict, time_scale=time_scale,
         default_time_limit=default_time_limit, default_memory_mb=default_memory_mb,
         extract=not no_extract, unsafe_no_isolation=unsafe_no_isolation, python=python,
+        sandbox=sandbox,
     )
     pstats = ReadStats()
     by_id = index_by(read_records(problems, "problem", skip_invalid=skip_invalid, stats=pstats),
                      "id", "problem")
     try:
-        pool = SandboxPool(jobs, python=python, unsafe_no_isolation=unsafe_no_isolation)
+        pool = SandboxPool(jobs, python=python, unsafe_no_isolation=unsafe_no_isolation,
+                           sandbox=sandbox)
     except SandboxUnavailable as e:
         raise SpoError(str(e)) from None
     if pool.isolation == "none":

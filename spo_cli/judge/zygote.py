@@ -17,6 +17,8 @@ and uses the standard library only. It isolates itself before reading any progra
      When P exits (or runs out of time or output), Z, as pid 1 of the namespace, sends
      SIGKILL to every other process in it (kill(-1): setsid daemons, orphans, fork bombs) and
      reaps them all before the next run, so nothing of one run survives into the next.
+Under bubblewrap (sandbox.py, the fallback), bwrap makes O's namespaces and the read-only root
+and starts Z as pid 1; everything from Z down is the same.
 
 Running the program by fork + exec() of its text in a warm interpreter (instead of spawning
 python3 per test) is what makes a test cost little more than a fork: the interpreter start is paid
@@ -29,6 +31,8 @@ Protocol (all little-endian):
   request  = u32 header_len, u32 input_len, header JSON, input bytes
   reply    = u32 header_len, u32 out_len, u32 err_len, u32 res_len, header JSON, stdout, stderr tail,
              result channel (JSON lines written by the runner inside P on fd 3)
+P's fds: 0 stdin (a sealed memfd), 1 stdout, 2 stderr, 3 results; 4 carries P's own setup errors
+(judge errors) and is closed before the program starts, so a program cannot report one.
 The first reply, sent once after setup, is the readiness report (mechanism in force, or error).
 """
 
@@ -310,7 +314,7 @@ def setup_root(cfg):
     for d in ("/dev/shm", "/proc", "/tmp"):
         os.makedirs(new + d, exist_ok=True)
     proc = True
-    try:  # /proc of this (Z's) pid namespace; each run mounts its own over it
+    try:  # /proc of this (Z's) pid namespace: the runs' processes, and Z as pid 1
         mount("proc", new + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     except SetupError:
         proc = False
@@ -516,7 +520,7 @@ def run_program(req):
 
 
 # ----------------------------------------------------------------------------------------------
-# The per-run process tree I -> R -> P.
+# One run: P, forked from Z; Z cleans up after it.
 
 def child_program(cfg, req, limits, fds, vm, tmpdir):
     """P: a private /tmp, then lock down and run the program. Never returns.
