@@ -123,6 +123,7 @@ TRAJECTORY_FIELDS: tuple[Field, ...] = (
     Field("verdict", (str, _NONE), False, "Judge verdict: " + ", ".join(VERDICTS) + ".", _verdict),
     Field("tests_passed", (int, _NONE), False, "Tests passed."),
     Field("tests_total", (int, _NONE), False, "Tests run or available."),
+    Field("judge", (dict, _NONE), False, "How it was judged: sandbox in force, time_s, cpu_s, runs, failed_test, detail."),
     Field("source", (str, _NONE), False, "Where it came from: " + ", ".join(SOURCES) + ", ..."),
     Field("policy_version", (int, _NONE), False, "Learner step of the weights that sampled it."),
     Field("sampler", (dict, _NONE), False, "How it was sampled: model, temperature, top_p, seed (+ index, backend, max_new_tokens)."),
