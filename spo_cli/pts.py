@@ -37,6 +37,8 @@ Where this departs from the paper / Phi-4, or chooses where they are silent:
   (max(max_new_tokens, T) - k, at least 1), so prefix + continuation is never longer than a
   sampled response could be, nor shorter than the response searched.
 - Success = reward 1 (every test passed); rollouts with judge errors (JE) are left out of n.
+- A trajectory whose id (problem + response) was already searched is skipped: its search would
+  repeat the first one exactly (same seeds), and small models repeat their answers a lot.
 - Trajectories whose ids are of another tokenizer (or absent) are re-tokenized with the
   reference tokenizer, the prompt formatted as `spo sample` would; their `logprobs` (of the old
   tokens) are then dropped, and the record says so in `pts.retokenized`.
@@ -288,6 +290,7 @@ class PTSStats:
     skipped_missing_value: int = 0
     dropped_after_estimate: int = 0
     retokenized: int = 0
+    duplicates: int = 0
     rollouts: int = 0
     judge_errors: int = 0
     pivotal: int = 0
@@ -346,6 +349,7 @@ def pivotal_token_search(trajectories: Iterable[dict], problems_by_id: Mapping[s
     source_iter = iter(trajectories)
     active: list[_Job] = []
     exhausted_input = False
+    searched_ids: set[str] = set()  # the same response to the same problem gets one search
 
     def prepare(t: dict) -> _Job | None:
         stats.seen += 1
@@ -358,6 +362,9 @@ def pivotal_token_search(trajectories: Iterable[dict], problems_by_id: Mapping[s
             return None
         if opts.successful_only and reward < 1.0 - 1e-9:
             stats.skipped_failed += 1
+            return None
+        if t.get("id") in searched_ids:
+            stats.duplicates += 1
             return None
         pid = t["problem_id"]
         problem = problems_by_id.get(pid)
@@ -404,6 +411,7 @@ def pivotal_token_search(trajectories: Iterable[dict], problems_by_id: Mapping[s
         if p0 is not None and opts.prompt_p_from_values and T > 0:
             search.known(0, float(p0), int(value.get("k") or 0))
         stats.searched += 1
+        searched_ids.add(t.get("id"))
         return _Job(t, problem, prompt_text, prompt_ids, response_ids, ref_lp, search, retok, check_later)
 
     def finish(job: _Job) -> dict:

@@ -158,7 +158,8 @@ def sigma(p, n):
 def test_finds_exactly_the_pivotal_token(sampler, successes, seed, split):
     N = 64
     opts = PTSOptions(n_rollouts=N, p_gap=0.3, split=split, budget=2000, p_range=None, seed=seed)
-    out, stats = search(sampler, successes[:2], opts)
+    variants = [successes[0], {**successes[0], "id": "another-trajectory-id"}]  # other seeds
+    out, stats = search(sampler, variants, opts)
     assert len(out) == 2 and stats.searched == 2
     for rec in out:
         assert [p["index"] for p in rec["pivotal"]] == [DIGIT_INDEX]  # that token and no other
@@ -230,8 +231,9 @@ def test_rollouts_are_kept_as_trajectories(sampler, successes):
 
 
 def test_same_seed_same_result_whatever_the_batching(sampler, successes):
-    a, _ = search(sampler, successes[:3], PTSOptions(n_rollouts=16, p_gap=0.3, p_range=None, concurrent=1))
-    b, _ = search(sampler, successes[:3], PTSOptions(n_rollouts=16, p_gap=0.3, p_range=None, concurrent=3))
+    trajs = [{**successes[0], "id": f"t{i}"} for i in range(3)]
+    a, _ = search(sampler, trajs, PTSOptions(n_rollouts=16, p_gap=0.3, p_range=None, concurrent=1))
+    b, _ = search(sampler, trajs, PTSOptions(n_rollouts=16, p_gap=0.3, p_range=None, concurrent=3))
     key = lambda r: r["id"]  # noqa: E731
     assert sorted(([r["mc"], r["pivotal"]] for r in a), key=str) == sorted(([r["mc"], r["pivotal"]] for r in b), key=str)
     assert sorted(map(key, a)) == sorted(map(key, b))
@@ -301,3 +303,10 @@ def test_options_are_checked():
         PTSOptions(split="middle")
     with pytest.raises(ValueError, match="p_gap"):
         PTSOptions(p_gap=0)
+
+
+def test_a_repeated_trajectory_is_searched_once(sampler, successes):
+    opts = PTSOptions(n_rollouts=8, p_gap=0.3, p_range=None)
+    s0 = successes[0]
+    out, stats = search(sampler, [s0, dict(s0), {**s0, "id": "other"}], opts)
+    assert sorted(r["id"] for r in out) == sorted([s0["id"], "other"]) and stats.duplicates == 1

@@ -125,7 +125,7 @@ def main(
     info(f"spo pts: {written} trajectories searched ({stats.seen} read; skipped: "
          f"{stats.skipped_failed} failed, {stats.skipped_range} outside the p_hat range, "
          f"{stats.skipped_missing_value} without a value, {stats.dropped_after_estimate} out of range "
-         f"once estimated); {stats.pivotal} pivotal tokens")
+         f"once estimated, {stats.duplicates} repeats); {stats.pivotal} pivotal tokens")
     info(f"spo pts: {stats.rollouts} rollouts in {dt:.0f} s ({stats.rollouts / max(dt, 1e-9):.1f}/s; "
          f"{rollouts.generated_tokens / max(dt, 1e-9):.0f} tokens/s); judge ran {judge.runs} programs, "
          f"{judge.memo_hits} repeats reused")
