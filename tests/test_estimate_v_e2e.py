@@ -66,6 +66,8 @@ def test_resume_skips_the_problems_already_done(model_dir, tmp_path):
     assert again[:3] == first and [v["problem_id"] for v in again[3:]] == ["p003", "p004"]
     r = cli(*args)
     assert r.exit_code == 0 and "nothing to do" in r.stderr
+    r = cli(*args, "--beta", "0.3")
+    assert r.exit_code == 2 and "beta=0.1, k=2" in r.stderr  # no mixing of estimates
     r = cli(*args, "--fresh")
     assert r.exit_code == 0 and "5 new values (5 in all)" in r.stderr
 

@@ -120,12 +120,22 @@ def _end_to_end(*, model, problems, output, beta, k, temperature, top_p, max_new
     if to_dir and fresh and any(out_path.iterdir()):
         raise BadInput("--fresh with an output directory that already holds shards: give an empty "
                        "or new directory", path=str(out_path))
+    other = next((r for r in done_recs if r["beta"] != beta or r["k"] != k), None)
+    if other is not None:
+        raise BadInput(f"the output already holds values with beta={other['beta']:g}, k={other['k']} "
+                       f"(problem {other['problem_id']!r}); this run asks for beta={beta:g}, k={k}: "
+                       "give another --output, or --fresh to start over", path=output)
     if done:
         info(f"spo estimate-v: resuming, {len(done)} problems already in {output}")
 
     rstats = ReadStats()
-    todo = [p for p in read_records(problems, "problem", skip_invalid=skip_invalid, stats=rstats)
-            if p["id"] not in done]
+    todo, seen = [], set()
+    for p in read_records(problems, "problem", skip_invalid=skip_invalid, stats=rstats):
+        if p["id"] in seen:
+            raise BadInput(f"problem id {p['id']!r} appears twice", path=problems)
+        seen.add(p["id"])
+        if p["id"] not in done:
+            todo.append(p)
     if not todo:
         info(f"spo estimate-v: nothing to do, every problem already has a value in {output}")
         return
