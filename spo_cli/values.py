@@ -416,3 +416,21 @@ def estimate_problems(problems: Iterable[dict], sampler, judge: Judge, *, k: int
             chunk = []
     if chunk:
         yield from run(chunk)
+
+
+def value_estimator(sampler, judge: Callable, problems_by_id: Mapping[str, dict], *, k: int,
+                    beta: float) -> Callable[[str], dict]:
+    """An estimator for `load_values(..., missing="estimate", estimator=...)`: the Value of a
+    problem the table lacks, from k fresh samples of `sampler` (the reference policy), judged.
+
+        values = load_values(path, missing="estimate", beta=0.1,
+                             estimator=value_estimator(ref_sampler, Judge(), problems, k=64, beta=0.1))
+    """
+    def estimate(problem_id: str) -> dict:
+        problem = problems_by_id.get(problem_id)
+        if problem is None:
+            raise BadInput(f"cannot estimate a value for problem {problem_id!r}: it is not among the problems given")
+        (rec,) = estimate_problems([problem], sampler, judge, k=k, beta=beta)
+        return {**rec, "estimated_on_demand": True}
+
+    return estimate

@@ -121,3 +121,16 @@ def test_a_killed_run_keeps_what_it_finished(model_dir, tmp_path):
     assert f"resuming, {len(saved)} problems already" in r.stderr
     final = list(read_records(out, "value"))
     assert final[:len(saved)] == saved and sorted(v["problem_id"] for v in final) == [f"p{i:03d}" for i in range(60)]
+
+
+def test_missing_values_estimated_on_demand(tmp_path):
+    from spo_cli.values import load_values, value_estimator, value_record
+    from tests.test_pts import P_BEFORE, PROBLEM, ScriptedSampler, trusted_judge
+
+    path = tmp_path / "values.jsonl"
+    write_records(path, [value_record("known", [1.0, 0.0], 0.1)])
+    est = value_estimator(ScriptedSampler(), trusted_judge, {PROBLEM["id"]: PROBLEM}, k=200, beta=0.1)
+    vals = load_values(path, missing="estimate", beta=0.1, estimator=est)
+    rec = vals[PROBLEM["id"]]
+    assert rec["k"] == 200 and rec["estimated_on_demand"] and abs(rec["p_hat"] - P_BEFORE) < 0.12
+    assert vals.estimated == {PROBLEM["id"]} and vals["known"]["k"] == 2
