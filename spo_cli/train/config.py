@@ -87,6 +87,8 @@ class TrainConfig:
     """Also log to TensorBoard (run/tb; needs the tensorboard package)."""
     device: str = "auto"
     """cpu, cuda, or auto."""
+    threads: int = 0
+    """torch CPU threads (0 = auto: every core on an idle machine, 1 on a busy one)."""
     shuffle_buffer: int = 4096
     """Offline records shuffled together (a streaming shuffle: memory stays flat)."""
     # PPO
@@ -124,7 +126,8 @@ class TrainConfig:
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:16]
 
 
-RESUME_MAY_CHANGE = frozenset({"steps", "save_every", "keep", "tensorboard", "judge_jobs", "device", "out"})
+RESUME_MAY_CHANGE = frozenset({"steps", "save_every", "keep", "tensorboard", "judge_jobs", "device", "out",
+                               "threads"})
 
 FIELD_DOCS: dict[str, str] = {}
 

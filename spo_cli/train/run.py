@@ -37,7 +37,9 @@ def run(cfg: TrainConfig, *, resume: bool = False, quiet_stdout: bool = False) -
 
     from spo_cli.train.loop import Trainer
 
-    torch.set_num_threads(max(1, min(torch.get_num_threads(), os.cpu_count() or 1)))
+    from spo_cli.hw import resolve_threads
+
+    torch.set_num_threads(resolve_threads(cfg.threads))
     trainer = Trainer(cfg, resume=resume)
     metrics_path = trainer.out / "metrics.jsonl"
     if resume:
