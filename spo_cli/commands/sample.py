@@ -50,7 +50,7 @@ def main(
     port: int = typer.Option(8471, "--port", help="With --serve: port (0: any free one); the URL goes to stdout as a JSON line."),
     token: Optional[str] = typer.Option(None, "--token", help="With --serve: token learners must send (default: $SPO_TOKEN; prefer the variable, a command line is visible in ps)."),
     spool: Optional[str] = typer.Option(None, "--spool", help="With --serve: corpus directory that receives every rollout (a new shard per round)."),
-    queue_size: int = typer.Option(256, "--queue-size", help="With --serve: judged trajectories kept for learners; sampling pauses when full."),
+    queue_size: int = typer.Option(64, "--queue-size", help="With --serve: judged trajectories kept for learners; sampling pauses when full (rollouts age while they wait: a few learner steps' worth is enough)."),
     weights_dir: Optional[str] = typer.Option(None, "--weights-dir", help="With --serve: also take weights by path, from safetensors files under this shared directory."),
     judge_jobs: int = typer.Option(2, "--judge-jobs", help="With --serve: parallel judge processes."),
 ) -> None:

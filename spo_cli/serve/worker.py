@@ -50,7 +50,7 @@ class WorkerOptions:
     """Samples per problem in a round."""
     rows: int = 16
     """Trajectories per sampling round (rows // n problems, at least one)."""
-    queue_size: int = 256
+    queue_size: int = 64
     """Most judged trajectories waiting for a learner; sampling pauses when the next round would
     not fit."""
     seed: int = 0

@@ -90,7 +90,8 @@ class AsyncTrainer(Trainer):
         if accelerator is None:
             pg = InitProcessGroupKwargs(timeout=timedelta(seconds=max(1800.0, acfg.rollout_wait + 600.0)))
             try:
-                accelerator = Accelerator(cpu=cfg.device == "cpu", kwargs_handlers=[pg])
+                cpu = cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
+                accelerator = Accelerator(cpu=cpu, kwargs_handlers=[pg])  # cpu: gloo, not "no distribution"
             except (RuntimeError, ValueError) as e:  # e.g. an FSDP launch on a machine without GPUs
                 raise BadInput(f"accelerate could not set up the learner processes: {e}") from None
         self.accelerator = acc = accelerator
