@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from spo_cli.errors import BadInput, SpoError
 from spo_cli.schema import new_trajectory
@@ -282,7 +283,9 @@ def test_two_learners_two_workers_kill_a_worker_then_the_learners_and_resume(wor
                "--values", str(d / "values.jsonl"), "--offline", str(d / "corpus.jsonl"), "--offline-ratio", "0.5",
                "--batch-size", "4", "--online-n", "1", "--steps", str(STEPS), "--save-every", "2",
                "--model-update-interval", "2", "--lr", "1e-3", "--warmup", "0", "--max-new-tokens", "12",
-               "--device", "cpu", "--worker-timeout", "5", "--rollout-wait", "240", "-o", str(out)]
+               "--worker-timeout", "5", "--rollout-wait", "240", "-o", str(out)]
+        if torch.cuda.is_available():  # two learners on one GPU would not work; CPUs: the default path
+            cmd += ["--device", "cpu"]
         metrics = out / "metrics.jsonl"
 
         def steps_done() -> int:

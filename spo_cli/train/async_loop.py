@@ -351,6 +351,10 @@ def run_async(cfg: TrainConfig, acfg: AsyncConfig, *, resume: bool = False, quie
     from spo_cli.console import err, progress
     from spo_cli.train.run import KEY_METRICS, _trim_metrics
 
+    from spo_cli.hw import resolve_threads
+
+    if cfg.threads > 0 or int(os.environ.get("WORLD_SIZE", "1") or 1) == 1:
+        torch.set_num_threads(resolve_threads(cfg.threads))  # launched processes: the launcher's choice
     trainer = AsyncTrainer(cfg, acfg, resume=resume)
     main = trainer.is_main
     history: list[dict] = []
