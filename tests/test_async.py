@@ -86,7 +86,7 @@ def workers(world, pool, tmp_path):
     problems = {p["id"]: p for p in read_records(d / "problems.jsonl", "problem")}
     made = []
 
-    def start(k: int = 2, fill: bool = False, **kw):
+    def start(k: int = 2, fill: bool = False, problems=problems, **kw):
         out = []
         for i in range(k):
             opts = dict(n=2, rows=4, queue_size=16, seed=i, judge_jobs=1, spool=str(tmp_path / f"spool{i}"))
@@ -204,6 +204,14 @@ def test_all_workers_down_fills_from_offline_or_stops(world, tmp_path):
     with pytest.raises(SpoError, match="only 0 of 4 rollouts"):
         run_async(cfg(world, tmp_path / "b", offline_ratio=0.0, offline=[], steps=1),
                   AsyncConfig(workers=[dead], rollout_wait=3, worker_timeout=1), quiet_stdout=True)
+
+
+def test_rollouts_of_problems_the_learner_does_not_know_are_dropped(world, workers, tmp_path):
+    other = {"zz": {"id": "zz", "prompt": "Print 0.", "tests": [{"input": "", "output": "0\n"}], "time_limit": 2}}
+    urls = [u for _, u in workers(1, fill=True, problems=other)]
+    hist = run_async(cfg(world, tmp_path / "a", steps=1), AsyncConfig(workers=urls, rollout_wait=5),
+                     quiet_stdout=True)
+    assert hist[0]["rollouts_dropped_unknown"] > 0 and hist[0]["filled_offline"] == 2
 
 
 def test_configuration_errors(world, tmp_path):

@@ -185,6 +185,18 @@ def test_resumed_or_new_learner_drops_inconsistent_rollouts(make_worker):
     assert res["dropped"] == 1 and [r["sampler"]["lineage"] for r in w.queue] == [None]
 
 
+def test_problems_the_model_cannot_take_are_skipped(make_worker, model_dir, pool):
+    from spo_cli.sampling.base import SampleOptions
+    from spo_cli.sampling.hf import HFSampler
+
+    sampler = HFSampler.from_pretrained(model_dir, SampleOptions(max_new_tokens=8), device="cpu")
+    long = {"id": "long", "prompt": "print the sum " * 800, "tests": [{"input": "", "output": "0\n"}]}
+    w = RolloutWorker(sampler, {**PROBLEMS, "long": long}, WorkerOptions(n=2, rows=4), pool=pool)
+    assert w.problem_ids == sorted(PROBLEMS)  # a round drawing it would fail as a whole
+    with pytest.raises(BadInput, match="no problem"):
+        RolloutWorker(sampler, {"long": long}, WorkerOptions(), pool=pool)
+
+
 # ---------------------------------------------------------------------- weights payloads
 def test_weights_roundtrip_and_checks(make_worker):
     w = make_worker()

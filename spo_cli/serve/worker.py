@@ -85,12 +85,10 @@ class RolloutWorker:
                  pool: Any = None, lineage: str | None = None):
         from spo_cli.judge.runner import JudgeOptions
 
-        if not problems:
-            raise ValueError("a rollout worker needs problems")
         self.sampler = sampler
         self.model = sampler.model
         self.problems = problems
-        self.problem_ids = sorted(problems)
+        self.problem_ids = self._usable(problems)
         self.opts = opts = opts or WorkerOptions()
         self.rows = max(1, min(opts.rows, opts.queue_size))
         self.per_round = max(1, self.rows // opts.n)
@@ -119,6 +117,34 @@ class RolloutWorker:
         self.started = time.time()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+
+    def _usable(self, problems: dict[str, dict]) -> list[str]:
+        """Ids of the problems whose prompt leaves the model room to answer (a round with one
+        that does not would fail as a whole); the others are reported and never drawn."""
+        from spo_cli.errors import BadInput
+        from spo_cli.sampling.prompts import PromptFormatter
+
+        o = self.sampler.opts
+        fmt = PromptFormatter(self.sampler.tokenizer, system=o.system, template=o.template,
+                              use_chat_template=o.use_chat_template)  # as Sampler.rows does
+        limit = getattr(self.sampler, "max_positions", None)
+        ok, skipped = [], []
+        for pid in sorted(problems):
+            try:
+                n = len(fmt(problems[pid])[1])
+            except BadInput as e:
+                skipped.append(f"{pid} ({e})")
+                continue
+            if limit and n >= limit:
+                skipped.append(f"{pid} (prompt of {n} tokens, context {limit})")
+            else:
+                ok.append(pid)
+        if skipped:
+            warn(f"{len(skipped)} problem(s) cannot be sampled and are skipped, e.g. {skipped[0]}")
+        if not ok:
+            raise BadInput("no problem this model can be given (see the warning above)" if skipped
+                           else "a rollout worker needs problems")
+        return ok
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "RolloutWorker":

@@ -217,6 +217,8 @@ class AsyncTrainer(Trainer):
             return "stale"
         if rec.get("reward") is None:
             return "unjudged"
+        if rec.get("problem_id") not in self.problems:
+            return "unknown"  # a worker given other problems than this learner
         return None
 
     def _collect(self) -> dict:
@@ -244,6 +246,7 @@ class AsyncTrainer(Trainer):
         stats = {
             "online_rows": len(on), "filled_offline": len(fill), "wait_s": wait_s,
             "rollouts_dropped_stale": dropped.get("stale", 0), "rollouts_dropped_foreign": dropped.get("foreign", 0),
+            "rollouts_dropped_unknown": dropped.get("unknown", 0),
             "staleness_max": max(stale) if stale else None, **links.stats(),
         }
         return {"off": off + fill, "on": on, "stats": stats}
