@@ -156,6 +156,19 @@ def test_new_weights_load_between_rounds_and_stamp_their_version(make_worker):
     assert got and all(r["policy_version"] == 3 and r["sampler"]["lineage"] == "run-a" for r in got)
 
 
+def test_reference_worker_keeps_the_reference_weights(make_worker):
+    w = make_worker(reference=True)
+    before = weights_of(w.model)
+    res = w.offer_weights({k: v + 1.0 for k, v in before.items()}, 7, "run-a")
+    assert res["accepted"] == 7 and res["loaded"] is False
+    w.run_round()
+    assert all(torch.equal(w.model.state_dict()[k], before[k]) for k in before)
+    h = w.health()
+    assert h["reference"] and h["accepted_version"] == 7 and h["policy_version"] == 0
+    got = w.take(100)
+    assert got and all(r["source"] == "ref" and r["policy_version"] == 0 for r in got)
+
+
 def test_valid_for_rule():
     assert valid_for(None, 0, None, 0)  # before any learner spoke
     assert valid_for("x", 9, None, 0)

@@ -45,7 +45,7 @@ def main(
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice)."),
     skip_invalid: bool = SkipInvalid,
     compress: Optional[str] = Compress,
-    serve: bool = typer.Option(False, "--serve", help="Run as a rollout worker for spo train --async: sample continuously with the newest weights learners send, judge inline, hand judged trajectories to learners over HTTP (--output unused; see docs/async.md)."),
+    serve: bool = typer.Option(False, "--serve", help="Run as a rollout worker for spo train --async: sample continuously with the newest weights learners send, judge inline, hand judged trajectories to learners over HTTP (--output unused; with --ref it keeps sampling the reference policy; see docs/async.md)."),
     host: str = typer.Option("127.0.0.1", "--host", help="With --serve: address to listen on; anything but loopback needs a token."),
     port: int = typer.Option(8471, "--port", help="With --serve: port (0: any free one); the URL goes to stdout as a JSON line."),
     token: Optional[str] = typer.Option(None, "--token", help="With --serve: token learners must send (default: $SPO_TOKEN; prefer the variable, a command line is visible in ps)."),
@@ -123,7 +123,8 @@ def main(
 
         run_worker(lambda: make_sampler(backend, model, opts, device=device, dtype=dtype), problems, backend=backend,
                    host=host, port=port, token=token, weights_dir=weights_dir, skip_invalid=skip_invalid, n=n,
-                   rows=batch_size, queue_size=queue_size, seed=seed, judge_jobs=judge_jobs, spool=spool)
+                   rows=batch_size, queue_size=queue_size, seed=seed, judge_jobs=judge_jobs, spool=spool,
+                   reference=ref)
         return
     sampler = make_sampler(backend, model, opts, device=device, dtype=dtype)
     info(f"spo sample: {backend} backend, model {model}, {n} per problem")

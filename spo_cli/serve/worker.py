@@ -65,6 +65,10 @@ class WorkerOptions:
     """Names this worker instance in trajectories (sampler.worker) and in health."""
     max_failures: int = 3
     """Consecutive failed rounds after which the worker stops (health reports why)."""
+    reference: bool = False
+    """Sample with the reference policy (the --model weights) for good: new weights are checked
+    and acknowledged but not loaded, and trajectories are marked source=ref (Sec 3.2: workers may
+    sample with the latest or the reference policy)."""
 
 
 def valid_for(item_lineage: str | None, item_version: int, lineage: str | None, version: int) -> bool:
@@ -214,7 +218,8 @@ class RolloutWorker:
         problems = [self.problems[self._rng.choice(self.problem_ids)] for _ in range(self.per_round)]
         # distinct seeds per round; per-sample seeds then follow base.sample_seed(seed, id, k)
         self.sampler.opts = self.sampler.opts.with_(seed=_round_seed(self.opts.seed, self.opts.worker_id, rnd),
-                                                    policy_version=version, source="online")
+                                                    policy_version=version,
+                                                    source="ref" if self.opts.reference else "online")
         trajs = self.sampler.sample(problems, self.opts.n)
         judged = list(judge_stream(trajs, self.problems, self.judge_opts, jobs=self.opts.judge_jobs,
                                    pool=self._pool))
@@ -262,7 +267,8 @@ class RolloutWorker:
         them for the next round. Rollouts inconsistent with them leave the queue."""
         check_fits(tensors, self.spec)
         with self.cond:
-            self._pending = (tensors, int(version), lineage)
+            if not self.opts.reference:
+                self._pending = (tensors, int(version), lineage)
             self.accepted = (lineage, int(version))
             before = len(self.queue)
             keep = [r for r in self.queue if valid_for((r.get("sampler") or {}).get("lineage"),
@@ -272,7 +278,8 @@ class RolloutWorker:
             self.counts["dropped"] += dropped
             self.counts["weights_received"] += 1
             self.cond.notify_all()
-        return {"accepted": int(version), "lineage": lineage, "dropped": dropped}
+        return {"accepted": int(version), "lineage": lineage, "dropped": dropped,
+                "loaded": not self.opts.reference}
 
     def _apply_pending(self) -> None:
         with self.cond:
@@ -302,7 +309,8 @@ class RolloutWorker:
                 "judge_errors": self.counts["judge_errors"], "failed_rounds": self.counts["failed_rounds"],
                 "weights_received": self.counts["weights_received"],
                 "weights_applied": self.counts["weights_applied"], "last_error": self.last_error,
-                "fatal": self.fatal, "alive": self.alive, "model": self.sampler.model_name,
+                "fatal": self.fatal, "alive": self.alive, "reference": self.opts.reference,
+                "model": self.sampler.model_name,
                 "tokenizer": self.sampler.fingerprint, "dtype": self.dtype,
                 "uptime_s": round(now - self.started, 3),
             }

@@ -275,7 +275,7 @@ class AsyncTrainer(Trainer):
                 if is_off:
                     off.append(self.tok(r, self._v_hat(r["problem_id"]), r.get("source") or "offline"))
                 else:
-                    on.append(self.tok(r, self._v_hat(r["problem_id"]), "online"))
+                    on.append(self.tok(r, self._v_hat(r["problem_id"]), r.get("source") or "online"))
         except Exception as e:  # noqa: BLE001
             failure = _failure(e)
         self._agree(failure)
