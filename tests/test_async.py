@@ -86,14 +86,14 @@ def workers(world, pool, tmp_path):
     problems = {p["id"]: p for p in read_records(d / "problems.jsonl", "problem")}
     made = []
 
-    def start(k: int = 2, fill: bool = False, problems=problems, **kw):
+    def start(k: int = 2, fill: bool = False, problems=problems, weights_dir=None, **kw):
         out = []
         for i in range(k):
             opts = dict(n=2, rows=4, queue_size=16, seed=i, judge_jobs=1, spool=str(tmp_path / f"spool{i}"))
             opts.update(kw)
             sampler = HFSampler.from_pretrained(model, SampleOptions(max_new_tokens=12), device="cpu")
             w = RolloutWorker(sampler, problems, WorkerOptions(**opts), pool=pool)
-            srv = WorkerServer("127.0.0.1", 0, w, token=None)
+            srv = WorkerServer("127.0.0.1", 0, w, token=None, weights_dir=weights_dir)
             threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
             made.append((w, srv))
             out.append((w, srv.url))
@@ -155,6 +155,28 @@ def test_learner_trains_on_worker_rollouts_and_publishes_weights(world, workers,
     from transformers import AutoModelForCausalLM
 
     AutoModelForCausalLM.from_pretrained(out / "checkpoints" / "step-000005")
+
+
+def test_weights_via_shared_storage(world, workers, tmp_path):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    ws = workers(1, weights_dir=str(shared))
+    trainer = AsyncTrainer(cfg(world, tmp_path / "run", steps=5, model_update_interval=1),
+                           AsyncConfig(workers=[ws[0][1]], rollout_wait=120, weights_via="path",
+                                       weights_dir=str(shared)))
+    try:
+        hist = list(trainer.steps())
+        w = ws[0][0]
+        wait_until(lambda: w.version == 4, what="the last weights file to be loaded")
+    finally:
+        trainer.close()
+    assert [h["published_version"] for h in hist] == [0, 1, 2, 3, 4]
+    files = sorted(p.name for p in shared.glob("*.safetensors"))
+    assert 1 <= len(files) <= 3 and files[-1] == f"{trainer.lineage}-v00000004.safetensors"
+    from spo_cli.serve.weights import read_file
+
+    saved = read_file(shared / files[-1])
+    assert all(torch.equal(saved[k], v) for k, v in w.model.state_dict().items())
 
 
 def test_resume_keeps_lineage_and_republishes(world, workers, tmp_path):
