@@ -126,7 +126,7 @@ TRAJECTORY_FIELDS: tuple[Field, ...] = (
     Field("judge", (dict, _NONE), False, "How it was judged: sandbox in force, time_s, cpu_s, runs, failed_test, detail."),
     Field("source", (str, _NONE), False, "Where it came from: " + ", ".join(SOURCES) + ", ..."),
     Field("policy_version", (int, _NONE), False, "Learner step of the weights that sampled it."),
-    Field("sampler", (dict, _NONE), False, "How it was sampled: model, temperature, top_p, seed (+ index, backend, max_new_tokens)."),
+    Field("sampler", (dict, _NONE), False, "How it was sampled: model, temperature, top_p, seed (+ index, backend, max_new_tokens; from rollout workers also worker, seq, lineage)."),
     Field("finish_reason", (str, _NONE), False, "Why sampling ended: stop (EOS or a stop string) or length."),
     Field("mc", (list, _NONE), False, "Monte-Carlo targets [[token_index, p_hat, n_rollouts], ...].", _mc),
     Field("created", _NUM + (str, _NONE), False, "Unix time of creation."),

@@ -78,6 +78,17 @@ class AsyncConfig:
 
 
 class AsyncTrainer(Trainer):
+    samples_online = False  # the workers sample (their own -n per problem), not this learner
+
+    def describe(self) -> str:
+        c = self.cfg
+        return (f"spo train --async: {c.algo} | {self.world} learner process(es) | {self.n_off} offline + "
+                f"{self.n_on} online per step | {len(self.links.links)} worker(s) | weights every "
+                f"{c.model_update_interval} steps via {self.acfg.weights_via} | lineage {self.lineage} -> {self.out}")
+
+    def progress_note(self, metrics: dict) -> str:
+        return f"v{metrics.get('published_version')}"
+
     def __init__(self, cfg: TrainConfig, acfg: AsyncConfig, *, resume: bool = False, accelerator: Any = None):
         from datetime import timedelta
 
@@ -349,65 +360,10 @@ class _Relayed(SpoError):
 def run_async(cfg: TrainConfig, acfg: AsyncConfig, *, resume: bool = False, quiet_stdout: bool = False) -> list[dict]:
     """Train to cfg.steps with worker rollouts; every process calls this (the main one logs).
     Returns the metrics of the steps run here (on the main process; [] on the others)."""
-    import orjson
+    from spo_cli.train.run import run
 
-    from spo_cli.console import err, progress
-    from spo_cli.train.run import KEY_METRICS, _trim_metrics
-
-    from spo_cli.hw import resolve_threads
-
-    if cfg.threads > 0 or int(os.environ.get("WORLD_SIZE", "1") or 1) == 1:
-        torch.set_num_threads(resolve_threads(cfg.threads))  # launched processes: the launcher's choice
-    trainer = AsyncTrainer(cfg, acfg, resume=resume)
-    main = trainer.is_main
-    history: list[dict] = []
-    c = trainer.cfg
-    metrics_path = trainer.out / "metrics.jsonl"
-    if main:
-        if resume:
-            _trim_metrics(metrics_path, trainer.step)
-            info(f"resuming {trainer.out} at step {trainer.step}")
-        info(f"spo train --async: {c.algo} | {trainer.world} learner process(es) | {trainer.n_off} offline + "
-             f"{trainer.n_on} online per step | {len(trainer.links.links)} worker(s) | weights every "
-             f"{c.model_update_interval} steps via {acfg.weights_via} | lineage {trainer.lineage} -> {trainer.out}")
-    tb = None
-    if main and c.tensorboard:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            tb = SummaryWriter(str(trainer.out / "tb"))
-        except ImportError:
-            err.print("warning: --tensorboard needs the tensorboard package; logging to metrics.jsonl only")
-    try:
-        if not main:
-            for _ in trainer.steps():
-                pass
-            return history
-        with open(metrics_path, "ab") as mf, progress() as bar:
-            task = bar.add_task("train", total=c.steps, completed=trainer.step)
-            for m in trainer.steps():
-                line = orjson.dumps(m)
-                mf.write(line + b"\n")
-                mf.flush()
-                if not quiet_stdout:
-                    sys.stdout.buffer.write(line + b"\n")
-                    sys.stdout.flush()
-                if tb is not None:
-                    for k, v in m.items():
-                        if isinstance(v, (int, float)) and k != "step":
-                            tb.add_scalar(("losses/" if "loss" in k else "charts/") + k, v, m["step"])
-                history.append(m)
-                shown = " ".join(f"{k}={m[k]:.3g}" for k in KEY_METRICS if isinstance(m.get(k), (int, float)))
-                bar.update(task, completed=m["step"], description=f"train {shown} v{m.get('published_version')}")
-    finally:
-        trainer.flush_rollouts()
-        trainer.close()
-        if tb is not None:
-            tb.close()
-    last = history[-1] if history else {}
-    info("done: " + " ".join(f"{k}={last[k]:.4g}" for k in KEY_METRICS if isinstance(last.get(k), (int, float)))
-         + f" | checkpoint {trainer.ckpt_root / 'latest'}")
-    return history
+    return run(cfg, resume=resume, quiet_stdout=quiet_stdout,
+               make_trainer=lambda c, resume: AsyncTrainer(c, acfg, resume=resume))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -86,6 +86,9 @@ class ValueModel(torch.nn.Module):
 
 
 class Trainer:
+    samples_online = True  # this learner samples its own online rollouts (online_n per problem)
+    is_main = True  # the process that logs and writes (a distributed subclass has several)
+
     def __init__(self, cfg: TrainConfig, *, resume: bool = False):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -112,7 +115,7 @@ class Trainer:
             raise BadInput("online rollouts need --problems (or use --offline-ratio 1)")
         if self.n_off and not cfg.offline:
             raise BadInput("--offline-ratio > 0 needs --offline corpora")
-        if self.n_on and self.n_on % cfg.online_n:
+        if self.n_on and self.samples_online and self.n_on % cfg.online_n:
             raise BadInput(f"the {self.n_on} online trajectories per step must be a multiple of --online-n {cfg.online_n}")
 
         self.out = Path(cfg.out)
@@ -199,6 +202,16 @@ class Trainer:
         self.out.mkdir(parents=True, exist_ok=True)
         (self.out / "config.json").write_text(json.dumps(cfg.to_json(), indent=1))
         self.offline_files = files
+
+    def describe(self) -> str:
+        """One line for people about what this run does."""
+        c = self.cfg
+        return (f"spo train: {c.algo} | {self.n_off} offline + {self.n_on} online per step | loss "
+                f"{self.objective or 'ppo'} | beta {c.beta} | lr {c.lr} | {c.steps} steps -> {self.out}")
+
+    def progress_note(self, metrics: dict) -> str:
+        """Extra text for the progress bar after a step."""
+        return ""
 
     # ------------------------------------------------------------------ set-up helpers
     def _check_resumable(self, meta: dict) -> None:

@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 import orjson
 
@@ -31,33 +32,42 @@ def _trim_metrics(path: Path, step: int) -> None:
     os.replace(tmp, path)
 
 
-def run(cfg: TrainConfig, *, resume: bool = False, quiet_stdout: bool = False) -> list[dict]:
-    """Train to cfg.steps; return the metrics of the steps run here."""
+def run(cfg: TrainConfig, *, resume: bool = False, quiet_stdout: bool = False,
+        make_trainer: Callable[..., Any] | None = None) -> list[dict]:
+    """Train to cfg.steps; return the metrics of the steps run here.
+
+    make_trainer(cfg, resume=...) builds the learner (default: the synchronous Trainer; `spo train
+    --async` passes its AsyncTrainer). Every process of a distributed run calls this; only the
+    main one logs, writes metrics and prints.
+    """
     import torch
 
+    from spo_cli.hw import resolve_threads
     from spo_cli.train.loop import Trainer
 
-    from spo_cli.hw import resolve_threads
-
-    torch.set_num_threads(resolve_threads(cfg.threads))
-    trainer = Trainer(cfg, resume=resume)
-    metrics_path = trainer.out / "metrics.jsonl"
-    if resume:
-        _trim_metrics(metrics_path, trainer.step)
-        info(f"resuming {trainer.out} at step {trainer.step}")
-    tb = None
-    if trainer.cfg.tensorboard:
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-
-            tb = SummaryWriter(str(trainer.out / "tb"))
-        except ImportError:
-            err.print("warning: --tensorboard needs the tensorboard package; logging to metrics.jsonl only")
+    if cfg.threads > 0 or int(os.environ.get("WORLD_SIZE", "1") or 1) == 1:
+        torch.set_num_threads(resolve_threads(cfg.threads))  # launched processes: the launcher's choice
+    trainer = (make_trainer or Trainer)(cfg, resume=resume)
     history: list[dict] = []
-    c = trainer.cfg
-    info(f"spo train: {c.algo} | {trainer.n_off} offline + {trainer.n_on} online per step | "
-         f"loss {trainer.objective or 'ppo'} | beta {c.beta} | lr {c.lr} | {c.steps} steps -> {trainer.out}")
+    tb = None
     try:
+        if not trainer.is_main:
+            for _ in trainer.steps():
+                pass
+            return history
+        c = trainer.cfg
+        metrics_path = trainer.out / "metrics.jsonl"
+        if resume:
+            _trim_metrics(metrics_path, trainer.step)
+            info(f"resuming {trainer.out} at step {trainer.step}")
+        if c.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                tb = SummaryWriter(str(trainer.out / "tb"))
+            except ImportError:
+                err.print("warning: --tensorboard needs the tensorboard package; logging to metrics.jsonl only")
+        info(trainer.describe())
         with open(metrics_path, "ab") as mf, progress() as bar:
             task = bar.add_task("train", total=c.steps, completed=trainer.step)
             for m in trainer.steps():
@@ -72,14 +82,17 @@ def run(cfg: TrainConfig, *, resume: bool = False, quiet_stdout: bool = False) -
                         if isinstance(v, (int, float)) and k != "step":
                             tb.add_scalar(("losses/" if "loss" in k else "charts/") + k, v, m["step"])
                 history.append(m)
-                shown = " ".join(f"{k}={m[k]:.3g}" for k in KEY_METRICS if k in m)
-                bar.update(task, completed=m["step"], description=f"train {shown}")
+                bar.update(task, completed=m["step"],
+                           description=f"train {_shown(m, '.3g')} {trainer.progress_note(m)}".rstrip())
     finally:
         trainer.flush_rollouts()
         trainer.close()
         if tb is not None:
             tb.close()
     last = history[-1] if history else {}
-    info("done: " + " ".join(f"{k}={last[k]:.4g}" for k in KEY_METRICS if k in last)
-         + f" | checkpoint {trainer.ckpt_root / 'latest'}")
+    info(f"done: {_shown(last, '.4g')} | checkpoint {trainer.ckpt_root / 'latest'}")
     return history
+
+
+def _shown(m: dict, fmt: str) -> str:
+    return " ".join(f"{k}={m[k]:{fmt}}" for k in KEY_METRICS if isinstance(m.get(k), (int, float)))
