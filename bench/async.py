@@ -81,7 +81,7 @@ def run_arm(interval: int, rep: int, root: Path, model: str, problems: Path, url
     cfg = TrainConfig(model=model, out=str(root / f"run-i{interval}-r{rep}"), problems=[str(problems)],
                       offline_ratio=0.0, batch_size=args.batch_size, online_n=1, steps=args.steps,
                       model_update_interval=interval, max_staleness=interval, lr=1e-4, warmup=0,
-                      missing_value="-0.5", save_every=10 ** 9, save_rollouts=False, device="cpu",
+                      missing_value="fallback:-0.5", save_every=10 ** 9, save_rollouts=False, device="cpu",
                       max_new_tokens=args.max_new_tokens)
     trainer = AsyncTrainer(cfg, AsyncConfig(workers=urls, rollout_wait=300, worker_timeout=60))
     t0 = t1 = 0.0

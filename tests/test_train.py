@@ -131,10 +131,10 @@ def test_errors_are_clear(world, tmp_path):
     d, model = world
     # a missing value names the problem
     write_records(tmp_path / "v.jsonl", [{"problem_id": "p0", "v": -0.3, "k": 10, "beta": 0.1}])
-    with pytest.raises(BadInput, match="no Value record for problem 'p[123]'"):
+    with pytest.raises(BadInput, match="no value for problem 'p[123]'"):
         run(cfg(world, tmp_path / "r1", values=[str(tmp_path / "v.jsonl")]), quiet_stdout=True)
     # ... unless a fallback is chosen
-    assert len(run(cfg(world, tmp_path / "r1b", values=[str(tmp_path / "v.jsonl")], missing_value="-0.5"),
+    assert len(run(cfg(world, tmp_path / "r1b", values=[str(tmp_path / "v.jsonl")], missing_value="fallback:-0.5"),
                    quiet_stdout=True)) == 2
     # an empty corpus
     (tmp_path / "empty").mkdir()
@@ -171,7 +171,7 @@ def test_cli_train_exit_code_and_stdout(world, tmp_path):
     r = subprocess.run([sys.executable, "-m", "spo_cli", "train", "-m", model, "--offline", str(d / "corpus.jsonl"),
                         "--batch-size", "4", "--steps", "1", "--out", str(tmp_path / "run2")],
                        capture_output=True, text=True, timeout=300)
-    assert r.returncode == 2 and "no Value record" in r.stderr and r.stdout == ""
+    assert r.returncode == 2 and "no value for problem" in r.stderr and r.stdout == ""
 
 
 def test_ppo_corrects_stale_rollouts_with_importance_weights(world, tmp_path):
@@ -196,3 +196,17 @@ def test_ppo_corrects_stale_rollouts_with_importance_weights(world, tmp_path):
     # weights pi_now / pi_behaviour of made-up behaviour log-probs: far from 1, finite, truncated
     assert 0 < stale["importance_weight"] <= c.max_importance_weight and stale["importance_weight"] != 1.0
     assert all(torch.isfinite(p.grad).all() for p in trainer.policy.parameters() if p.grad is not None)
+
+
+def test_missing_values_can_be_estimated_on_demand(world, tmp_path):
+    from spo_cli.train.loop import Trainer
+
+    c = cfg(world, tmp_path / "run", values=[], missing_value="estimate", value_k=3)
+    trainer = Trainer(c)
+    try:
+        v = trainer._v_hat("p2")  # estimated from 3 judged reference samples, then cached
+        rec = trainer.values["p2"]
+        assert rec["k"] == 3 and rec["estimated_on_demand"] and -1.0 <= v <= 0.0
+        assert trainer.values.estimated == {"p2"}
+    finally:
+        trainer.close()

@@ -24,7 +24,10 @@ class TrainConfig:
     values: list[str] = field(default_factory=list)
     """Value records (spo estimate-v) giving V_hat(x0) per problem."""
     missing_value: str = "error"
-    """What to do for a problem without a Value record: 'error', or a number to use as V_hat."""
+    """A problem without a Value record: 'error', 'fallback:<v>' (use v as V_hat) or 'estimate'
+    (sample --value-k reference responses for it when first needed)."""
+    value_k: int = 32
+    """Reference samples per problem when --missing-value estimate."""
     offline: list[str] = field(default_factory=list)
     """Offline corpora: judged trajectory files, shard directories or globs."""
     offline_ratio: float = -1.0

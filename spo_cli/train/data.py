@@ -5,6 +5,8 @@ stream through a shuffle buffer seeded per epoch, forever. The data position is 
 records taken; resuming replays the same stream and skips that many, so the resumed run sees
 exactly the records an uninterrupted one would have. Memory: the shuffle buffer, not the corpus.
 
+Values: spo_cli.values.load_values (the Trainer's V_hat table).
+
 Online: each step's problems and sampling seed are functions of (seed, step), and the behaviour
 policy is the policy as of the last update step, so online data too is the same after a resume.
 """
@@ -73,31 +75,3 @@ class OfflineStream:
         out = list(itertools.islice(self._it, n))
         self.position += len(out)
         return out
-
-
-class ValueTable:
-    """V_hat(x0) by problem id, from Value records; a missing one is an error unless a fallback
-    value is configured."""
-
-    def __init__(self, specs: list[str], missing: str = "error", beta: float | None = None):
-        self.values: dict[str, float] = {}
-        for rec in read_records(specs, "value") if specs else ():
-            if beta is not None and abs(rec["beta"] - beta) > 1e-12:
-                raise BadInput(f"the value of problem {rec['problem_id']!r} was estimated with beta "
-                               f"{rec['beta']}, but training uses beta {beta}: re-run spo estimate-v")
-            self.values[rec["problem_id"]] = float(rec["v"])
-        self.fallback: float | None = None
-        if missing != "error":
-            try:
-                self.fallback = float(missing)
-            except ValueError:
-                raise BadInput(f"--missing-value must be 'error' or a number, got {missing!r}") from None
-
-    def __call__(self, problem_id: str) -> float:
-        v = self.values.get(problem_id)
-        if v is not None:
-            return v
-        if self.fallback is None:
-            raise BadInput(f"no Value record for problem {problem_id!r}: run spo estimate-v for it, "
-                           "or pass --missing-value NUMBER to use a fallback V_hat")
-        return self.fallback

@@ -36,7 +36,7 @@ from spo_cli.streams import add_shard, index_by, read_records
 from spo_cli.train import checkpoint as ckpt
 from spo_cli.train.batching import Example, Tokenizing, collate, token_logprobs
 from spo_cli.train.config import RESUME_MAY_CHANGE, TrainConfig
-from spo_cli.train.data import OfflineStream, ValueTable, step_seed
+from spo_cli.train.data import OfflineStream, step_seed
 
 
 def _device(name: str) -> torch.device:
@@ -68,6 +68,19 @@ def build_objective(cfg: TrainConfig):
         return parse_objective(spec, beta=cfg.beta, eps=cfg.eps)
     except ValueError as e:
         raise BadInput(f"--loss: {e}") from None
+
+
+class _LazyModel:
+    """The reference model for a sampler, loaded only when a value is actually estimated."""
+
+    def __init__(self, trainer: "Trainer"):
+        self._trainer = trainer
+
+    def __getattr__(self, name):
+        return getattr(self._trainer.ref, name)
+
+    def __call__(self, *a, **kw):
+        return self._trainer.ref(*a, **kw)
 
 
 class ValueModel(torch.nn.Module):
@@ -154,7 +167,7 @@ class Trainer:
             if not self.problems:
                 raise BadInput(f"no problems in {', '.join(cfg.problems)}")
         self.problem_ids = sorted(self.problems)
-        self.values = ValueTable(cfg.values, cfg.missing_value, cfg.beta) if cfg.algo == "spo" else None
+        self.values = self._load_values() if cfg.algo == "spo" else None
         self.tok = Tokenizing(self.tokenizer, self.formatter, self.fingerprint, self.problems, cfg.max_len)
         self.objective = build_objective(cfg) if cfg.algo == "spo" else None
 
@@ -267,10 +280,44 @@ class Trainer:
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+        judge = getattr(self, "_value_judge", None)
+        if judge is not None:
+            judge.close()
+            self._value_judge = None
 
     # ------------------------------------------------------------------ data
+    def _load_values(self):
+        """V_hat(x0) by problem (spo_cli.values); a missing one follows --missing-value: an error
+        naming the problem, a fallback, or an estimate from --value-k reference samples."""
+        from spo_cli.values import load_values, parse_missing_value, value_estimator
+
+        cfg = self.cfg
+        try:
+            missing = parse_missing_value(cfg.missing_value)
+        except ValueError as e:
+            raise BadInput(f"--missing-value: {e}") from None
+        estimator = None
+        if missing.policy == "estimate":
+            estimator = value_estimator(self._reference_sampler(), self._judge_for_values(), self.problems,
+                                        k=cfg.value_k, beta=cfg.beta)
+        return load_values(cfg.values or [], missing=missing, beta=cfg.beta, estimator=estimator)
+
+    def _reference_sampler(self):
+        from spo_cli.sampling.base import SampleOptions
+        from spo_cli.sampling.hf import HFSampler
+
+        opts = SampleOptions(n=self.cfg.value_k, temperature=1.0, max_new_tokens=self.cfg.max_new_tokens,
+                             seed=self.cfg.seed, source="ref")
+        return HFSampler(_LazyModel(self), self.tokenizer, opts, model_name=self.cfg.model)
+
+    def _judge_for_values(self):
+        from spo_cli.values import Judge
+
+        self._value_judge = Judge(self.cfg.judge_jobs, time_scale=self.cfg.time_scale)
+        return self._value_judge
+
     def _v_hat(self, problem_id: str) -> float:
-        return self.values(problem_id) if self.values is not None else 0.0
+        return self.values.v(problem_id) if self.values is not None else 0.0
 
     def online_examples(self, step: int) -> tuple[list[Example], dict]:
         """Sample and judge this step's online rollouts with the behaviour policy."""
