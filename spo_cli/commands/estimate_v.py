@@ -28,7 +28,7 @@ def main(
     batch_size: int = typer.Option(16, "--batch-size", help="Samples decoded together (hf backend)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (hf backend)."),
     dtype: str = typer.Option("auto", "--dtype", help="auto, float32, bfloat16 or float16."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice; on a busy CPU 1 is often several times faster: idle threads spin)."),
     skip_invalid: bool = SkipInvalid,
     dedup: bool = Dedup,
     compress: Optional[str] = Compress,
