@@ -46,7 +46,7 @@ from spo_cli.schema import _FAST, validate
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 GZIP_MAGIC = b"\x1f\x8b"
 CHUNK = 1 << 20
-ZSTD_SLICE = 1 << 15
+ZSTD_SLICE = 1 << 17
 SHARD_SUFFIXES = (".jsonl", ".jsonl.zst", ".jsonl.gz", ".json", ".zst", ".gz", ".jsonl.zstd")
 
 Spec = str | os.PathLike | Sequence[str | os.PathLike] | None
@@ -121,25 +121,18 @@ def _decompressed_chunks(f: IO[bytes], head: bytes) -> Iterator[bytes]:
         new = dctx.decompressobj
         started = False
         obj = new()
-        pending: list[bytes] = []
-        size = 0
         try:
             for block in raw():
-                # Feed small slices: decompressobj's output is unbounded for one call, and a
-                # highly compressible file would otherwise inflate a 1 MiB read into 100s of MB.
-                # Outputs are gathered to ~1 MiB so lines are split in large pieces.
+                # Feed slices: decompressobj's output is unbounded for one call, and a highly
+                # compressible file would otherwise inflate a 1 MiB read into 100s of MB.
+                view = memoryview(block)
                 for off in range(0, len(block), ZSTD_SLICE):
-                    data = block[off:off + ZSTD_SLICE]
+                    data = view[off:off + ZSTD_SLICE]
                     while data:
                         out = obj.decompress(data)
                         started = True
                         if out:
-                            pending.append(out)
-                            size += len(out)
-                            if size >= CHUNK:
-                                yield b"".join(pending)
-                                pending.clear()
-                                size = 0
+                            yield out
                         if obj.eof:
                             data = obj.unused_data
                             obj = new()
@@ -147,11 +140,7 @@ def _decompressed_chunks(f: IO[bytes], head: bytes) -> Iterator[bytes]:
                         else:
                             data = b""
         except zstandard.ZstdError as e:
-            if pending:
-                yield b"".join(pending)
             raise _Truncated(f"corrupt zstd stream ({e})") from None
-        if pending:
-            yield b"".join(pending)
         if started and not obj.eof:
             raise _Truncated("truncated zstd stream (ended inside a frame)")
     elif head.startswith(GZIP_MAGIC):
