@@ -31,7 +31,7 @@ from spo_cli.benchmark.tinymodel import (
 # A config small enough to build in a few seconds: for the cache mechanics, not for quality.
 MICRO = TinyConfig(
     name="micro", n_train=40, n_heldout=10, vocab_size=384, hidden_size=32, num_layers=1, num_heads=2,
-    intermediate_size=64, steps=3, batch_size=4, warmup=1, threads=1,
+    intermediate_size=64, steps=3, batch_size=4, warmup=1, threads=1, families=("coins", "caesar", "linear"),
 )
 
 
@@ -116,6 +116,13 @@ def test_lr_schedule_warms_up_then_decays():
     assert lrs[-1] == pytest.approx(cfg.lr * cfg.min_lr_ratio, rel=1e-2)
 
 
+def test_configs_name_known_families():
+    from spo_cli.benchmark.generator import FAMILIES
+
+    for cfg in (get_config("default"), get_config("toy")):
+        assert set(cfg.families or FAMILIES) <= set(FAMILIES)
+
+
 def test_cache_key_covers_config_but_not_threads():
     base = get_config("default")
     assert cache.cache_key(base) == cache.cache_key(get_config("default", threads=1))
@@ -131,8 +138,10 @@ def test_micro_build_is_a_loadable_hf_directory_and_is_reused(tmp_path):
     paths = cache.ensure_benchmark(MICRO, tmp_path, on_event=lambda k, d: events.append(k))
     assert paths.root.parent == tmp_path and cache.is_complete(paths.root, MICRO)
     assert "step" in events
-    assert len(cache.read_jsonl(paths.train_problems)) == MICRO.n_train
-    assert len(cache.read_jsonl(paths.heldout_problems)) == MICRO.n_heldout
+    train = cache.read_jsonl(paths.train_problems)
+    heldout = cache.read_jsonl(paths.heldout_problems)
+    assert len(train) == MICRO.n_train and len(heldout) == MICRO.n_heldout
+    assert {r["family"] for r in train + heldout} == set(MICRO.families)
     tok = AutoTokenizer.from_pretrained(paths.model_dir)
     model = AutoModelForCausalLM.from_pretrained(paths.model_dir)
     assert tok.eos_token_id == model.config.eos_token_id and tok.pad_token_id == model.config.pad_token_id

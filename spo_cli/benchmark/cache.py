@@ -105,9 +105,10 @@ def build_into(root: Path, cfg: TinyConfig, on_event=None) -> dict:
     root.mkdir(parents=True, exist_ok=True)
     paths = BenchmarkPaths.at(root)
     say("stage", {"stage": "problems", "n_train": cfg.n_train, "n_heldout": cfg.n_heldout})
-    train = list(iter_problems(cfg.seed, "train", cfg.n_train))
+    fams = list(cfg.families) if cfg.families else None
+    train = list(iter_problems(cfg.seed, "train", cfg.n_train, families=fams))
     write_jsonl(paths.train_problems, train)
-    write_jsonl(paths.heldout_problems, iter_problems(cfg.seed, "heldout", cfg.n_heldout))
+    write_jsonl(paths.heldout_problems, iter_problems(cfg.seed, "heldout", cfg.n_heldout, families=fams))
     t_problems = time.perf_counter() - t0
     say("stage", {"stage": "model", "steps": cfg.steps})
     sft = build_model(train, cfg, paths.model_dir, on_step=lambda m: say("step", m))
