@@ -1,6 +1,6 @@
 """The built-in benchmark: a seeded generator of small stdin/stdout problems (CodeContests layout).
 
-Each *family* (26 of them) is a kind of task whose parameters - constants, comparison operators,
+Each *family* (29 of them) is a kind of task whose parameters - constants, comparison operators,
 words, characters, bases - are drawn at random, written into the statement, and change the correct
 program, so a model has to read the statement to solve a problem. For every problem the family
 writes several correct programs in different styles and several plausible incorrect ones
