@@ -129,6 +129,8 @@ TRAJECTORY_FIELDS: tuple[Field, ...] = (
     Field("sampler", (dict, _NONE), False, "How it was sampled: model, temperature, top_p, seed (+ index, backend, max_new_tokens; from rollout workers also worker, seq, lineage)."),
     Field("finish_reason", (str, _NONE), False, "Why sampling ended: stop (EOS or a stop string) or length."),
     Field("mc", (list, _NONE), False, "Monte-Carlo targets [[token_index, p_hat, n_rollouts], ...].", _mc),
+    Field("pivotal", (list, _NONE), False, "PTS: pivotal tokens [{index, token_id, token, p_before, p_after, delta}]."),
+    Field("pts", (dict, _NONE), False, "PTS: what the search did (rollouts used, budget exhausted, ...)."),
     Field("created", _NUM + (str, _NONE), False, "Unix time of creation."),
 )
 
@@ -139,6 +141,9 @@ VALUE_FIELDS: tuple[Field, ...] = (
     Field("k", (int,), True, "Number of samples."),
     Field("beta", _NUM, True, "Temperature of the soft value.", _positive),
     Field("stderr", _NUM + (_NONE,), False, "Standard error of v."),
+    Field("judge_errors", (int, _NONE), False, "Samples left out because the judge failed (JE)."),
+    Field("fallback", (bool, _NONE), False, "True when v is the configured fallback, not an estimate."),
+    Field("estimated_on_demand", (bool, _NONE), False, "True when spo train estimated it on first use."),
 )
 
 KINDS: dict[str, tuple[Field, ...]] = {
