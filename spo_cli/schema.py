@@ -172,7 +172,7 @@ def _compile_fast_check(kind: str) -> Callable[[dict], bool]:
     env: dict[str, Any] = {"_M": object()}
     terms = []
     for i, (name, types, required, check) in enumerate(_PLAN[kind]):
-        tset = frozenset(t for t in types if t is not bool)
+        tset = frozenset(types)  # exact types: True is a bool, so it never passes as an int
         env[f"T{i}"] = tset
         absent_ok = not required
         if absent_ok and _NONE in tset:
