@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,16 @@ SIZES = {
 }
 VARIANTS = ("sft", "spo_cached", "spo_live", "ppo")
 # "none" imports everything and builds the batch but creates no model: the memory baseline.
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM). Not ru_maxrss: Linux carries that over fork and exec, so a
+    child of a large parent would report the parent's peak."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status")
 
 
 def log(*a) -> None:
@@ -153,8 +162,7 @@ def child(workdir: Path, model_dir: Path, variant: str, steps: int) -> None:
             one_step(trainer, variant, exs)
         if variant == "spo_cached":
             assert trainer._ref is None, "the cached variant must never load the reference model"
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"variant": variant, "peak_mb": peak}))
+    print(json.dumps({"variant": variant, "peak_mb": peak_rss_mb()}))
 
 
 def main() -> None:

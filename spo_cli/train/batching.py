@@ -158,20 +158,26 @@ def collate(examples: Sequence[Example], pad_id: int, device: torch.device | str
     )
 
 
-def token_logprobs(model: Any, batch: Batch, *, with_entropy: bool = False) -> tuple[Tensor, Tensor | None]:
+def token_logprobs(model: Any, batch: Batch, *, with_entropy: bool = False,
+                   entropy_rows: int = 2) -> tuple[Tensor, Tensor | None]:
     """log pi(x_t | x_<t) of every next token, from one forward pass (raw model, T = 1, fp32).
 
-    -> logp (B, L-1) and, if asked, the entropy of the next-token distribution (B, L-1), detached.
+    -> logp (B, L-1) and, if asked, the entropy of the next-token distribution (R, L-1) of the
+    first R = entropy_rows rows, detached: a metric, estimated on a few rows because a full-vocab
+    pass over the whole batch costs as much as the loss itself.
     This is the same distribution the sampler records (spo_cli/sampling/base.py).
     """
     out = model(input_ids=batch.input_ids, attention_mask=batch.attention, use_cache=False)
-    logits = out.logits[:, :-1].float()  # (B, L-1, V)
-    logz = torch.logsumexp(logits, dim=-1)  # (B, L-1)
+    logits = out.logits[:, :-1]  # (B, L-1, V)
+    if logits.dtype != torch.float32:
+        logits = logits.float()
     target = batch.input_ids[:, 1:]  # (B, L-1)
-    logp = logits.gather(-1, target.unsqueeze(-1)).squeeze(-1) - logz  # (B, L-1)
+    # log_softmax at the taken token only: logit - logsumexp, without a (B, L-1, V) log-prob tensor
+    logp = logits.gather(-1, target.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
     ent = None
     if with_entropy:
         with torch.no_grad():
-            p = torch.softmax(logits, dim=-1)
-            ent = logz - (p * logits).sum(-1)  # (B, L-1) H = log Z - E_p[logit]
+            few = logits[:entropy_rows].detach()  # (R, L-1, V)
+            logz = torch.logsumexp(few, dim=-1)
+            ent = logz - (torch.softmax(few, dim=-1) * few).sum(-1)  # (R, L-1) H = log Z - E_p[logit]
     return logp, ent

@@ -58,6 +58,12 @@ def _temperature(spec: str) -> dict:
     raise BadInput(f"--temperature-range must be LO,HI with 0 <= LO <= HI, got {spec!r}")
 
 
+def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> float:
+    """Mean of x (R, T) over the response tokens of the first R rows of mask (B, T)."""
+    m = mask[: x.shape[0]]
+    return float(torch.where(m, x, 0.0).sum() / m.sum().clamp(min=1))
+
+
 def build_objective(cfg: TrainConfig):
     from spo_cli.core.spo import parse_objective
 
@@ -400,7 +406,7 @@ class Trainer:
                 self._acc(sums, {
                     "loss": loss.item(),
                     "kl_ref": diff.sum(-1).mean().item(),
-                    "entropy": (torch.where(mask, ent, 0.0).sum() / mask.sum().clamp(min=1)).item(),
+                    "entropy": _masked_mean(ent, mask),
                     "q_terminal_err": (q_t - (batch.reward - 1.0)).abs().mean().item(),
                     "q_terminal": q_t.mean().item(),
                 }, 1.0 / cfg.grad_accum)
@@ -464,7 +470,7 @@ class Trainer:
                         "loss": loss.item(), "policy_loss": pl.loss.item(), "value_loss": vl.item(),
                         "clip_frac": pl.clip_frac.item(), "approx_kl": pl.approx_kl.item(),
                         "kl_ref": diff.sum(-1).mean().item(),
-                        "entropy": (torch.where(sub.mask, ent, 0.0).sum() / sub.mask.sum().clamp(min=1)).item(),
+                        "entropy": _masked_mean(ent, sub.mask),
                     }, 1.0 / (cfg.grad_accum * cfg.ppo_epochs))
         sums["tokens"] = batch.n_tokens * cfg.ppo_epochs
         sums["stale_rows"] = float(stale.sum())
