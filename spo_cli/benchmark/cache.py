@@ -30,6 +30,7 @@ from pathlib import Path
 
 from spo_cli.benchmark.generator import GENERATOR_VERSION, iter_problems
 from spo_cli.benchmark.tinymodel import TRAINER_VERSION, TinyConfig, build_model, get_config
+from spo_cli.streams import fsync_dir
 
 
 @dataclass(frozen=True)
@@ -126,19 +127,6 @@ def build_into(root: Path, cfg: TinyConfig, on_event=None) -> dict:
     return info
 
 
-def _fsync_dir(d: Path) -> None:
-    try:
-        fd = os.open(d, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def build_atomic(final: Path, cfg: TinyConfig, *, force: bool = False, on_event=None) -> BenchmarkPaths:
     """Build `final` unless it is already complete (or `force`), via a temp dir and a rename,
     under a lock next to it so concurrent callers build once."""
@@ -157,13 +145,13 @@ def build_atomic(final: Path, cfg: TinyConfig, *, force: bool = False, on_event=
             tmp = parent / f".{final.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
             try:
                 build_into(tmp, cfg, on_event)
-                _fsync_dir(tmp)
+                fsync_dir(tmp)
                 trash = None
                 if final.exists():
                     trash = parent / f".{final.name}.old-{uuid.uuid4().hex[:8]}"
                     os.rename(final, trash)
                 os.rename(tmp, final)
-                _fsync_dir(parent)
+                fsync_dir(parent)
                 if trash is not None:
                     shutil.rmtree(trash, ignore_errors=True)
             finally:

@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from spo_cli.hw import resolve_threads  # noqa: F401 - re-exported for the benchmark modules
 
 SPECIAL_TOKENS = ["<|pad|>", "<|bos|>", "<|eos|>", "<|user|>", "<|assistant|>", "<|system|>"]
 PAD, BOS, EOS = "<|pad|>", "<|bos|>", "<|eos|>"
@@ -97,23 +98,6 @@ CONFIGS: dict[str, TinyConfig] = {
         warmup=15,
     ),
 }
-
-
-def resolve_threads(threads: int = 0) -> int:
-    """Torch threads to use: `threads` if > 0, else 2 on an idle machine with 2+ cores and 1 when
-    other processes keep the CPU busy. Two threads competing with other work for 2 cores collapse
-    throughput about tenfold (measured: 11k tokens/s idle, 0.7k busy; 1 thread busy: 6k), so one
-    thread is the safe choice on a shared machine."""
-    if threads > 0:
-        return threads
-    import os
-
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        load = 0.0
-    return 2 if cores >= 2 and load < 0.75 else 1
 
 
 def get_config(name_or_config: str | TinyConfig, **overrides) -> TinyConfig:
