@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 Output = typer.Option(
@@ -21,6 +19,3 @@ SkipInvalid = typer.Option(
 )
 Dedup = typer.Option(False, "--dedup", help="Drop trajectories whose id was already read.")
 
-
-def opt_str(v: Optional[str]) -> Optional[str]:
-    return v
