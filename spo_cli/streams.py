@@ -237,9 +237,9 @@ def _iter_source(src: str, kind: str | None, skip_invalid: bool, stats: ReadStat
         rest = b""
         try:
             for chunk in _terminated(_decompressed_chunks(f, head), state):
-                if rest:
-                    chunk = rest + chunk
                 lines = chunk.split(b"\n")
+                if rest:
+                    lines[0] = rest + lines[0]  # not rest + chunk: that copies the whole chunk
                 rest = lines.pop()
                 for line in lines:
                     lineno += 1
