@@ -26,19 +26,10 @@ from spo_cli.schema import new_trajectory
 from spo_cli.streams import read_records, write_records
 from spo_cli.train.async_loop import AsyncConfig, AsyncTrainer, run_async
 from spo_cli.train.config import TrainConfig
+from tests.waiting import wait_until
 from tests.tinymodel_util import build_tiny_model, one_thread  # noqa: F401 - one torch thread
 
 N_PROBLEMS = 4
-
-
-def wait_until(cond, timeout: float = 120.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")

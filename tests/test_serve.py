@@ -25,21 +25,12 @@ from spo_cli.serve.server import WorkerServer
 from spo_cli.serve.weights import WeightsError, check_fits, decode, encode, snapshot, spec_of
 from spo_cli.serve.worker import RolloutWorker, WorkerOptions, valid_for
 from spo_cli.streams import read_records
+from tests.waiting import wait_until
 from tests.tinymodel_util import build_tiny_model, one_thread  # noqa: F401 - one torch thread
 
 TOKEN = "s3cret-token-for-tests-0123456789"
 PROBLEMS = {f"p{i}": {"id": f"p{i}", "prompt": f"Print {i}.", "tests": [{"input": "", "output": f"{i}\n"}],
                       "time_limit": 2} for i in range(3)}
-
-
-def wait_until(cond, timeout: float = 90.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = cond()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")
