@@ -11,7 +11,6 @@ on every record read; the I/O benchmark (bench/io.py) holds it to 0.8x of a bare
 from __future__ import annotations
 
 import hashlib
-import math
 import time
 from dataclasses import dataclass
 from typing import Any, Callable

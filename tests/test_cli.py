@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 import orjson
-import pytest
 
 from spo_cli import __version__
 from spo_cli.schema import new_trajectory

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import orjson
 import pytest
@@ -20,7 +19,6 @@ from spo_cli.errors import BadInput
 from spo_cli.schema import new_trajectory, new_value
 from spo_cli.streams import (
     ReadStats,
-    add_shard,
     expand,
     open_writer,
     read_records,

@@ -45,7 +45,6 @@ from typing import Any
 
 import torch
 
-from spo_cli.console import info
 from spo_cli.errors import BadInput, SpoError
 from spo_cli.serve.worker import valid_for
 from spo_cli.train.batching import Example

@@ -30,7 +30,7 @@ from typing import Any, Iterator
 
 import torch
 
-from spo_cli.console import info, warn
+from spo_cli.console import warn
 from spo_cli.errors import BadInput, SpoError
 from spo_cli.streams import add_shard, index_by, read_records
 from spo_cli.train import checkpoint as ckpt
