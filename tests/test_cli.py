@@ -26,7 +26,8 @@ def test_version_and_help():
     assert r.returncode == 0 and r.stdout.decode().strip() == f"spo {__version__}"
     r = spo("--help")
     assert r.returncode == 0 and b"records" in r.stdout
-    assert spo().returncode in (0, 2)  # no args: help
+    r = spo()  # no command: usage help, exit 2 like any usage error
+    assert r.returncode == 2 and b"Usage: spo" in r.stdout + r.stderr
 
 
 def test_usage_error_exits_2():
