@@ -19,3 +19,19 @@ SkipInvalid = typer.Option(
 )
 Dedup = typer.Option(False, "--dedup", help="Drop trajectories whose id was already read.")
 
+
+# How a command that samples runs its model (sample, eval, estimate-v, pts).
+Backend = typer.Option("hf", "--backend", help="hf (transformers, CPU or GPU) or vllm (GPU).")
+BatchSize = typer.Option(16, "--batch-size", help="Samples decoded together (hf backend).")
+Device = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (hf backend).")
+Dtype = typer.Option(
+    "auto", "--dtype",
+    help="auto (bf16 on a GPU that has it, else fp32), float32, bfloat16 or float16.",
+)
+Threads = typer.Option(
+    None, "--threads",
+    help="torch CPU threads (default: torch's choice; on a busy CPU 1 is often several times "
+    "faster: idle threads spin).",
+)
+Jobs = typer.Option(None, "--jobs", "-j", help="Parallel judge runners (default: the CPU count).")
+MaxNewTokens = typer.Option(512, "--max-new-tokens", help="Most response tokens per sample.")

@@ -7,6 +7,7 @@ from typing import List, Optional
 import typer
 
 from spo_cli.commands._options import Compress, Dedup, Output, SkipInvalid
+from spo_cli.commands import _options as opts
 
 
 def main(
@@ -23,12 +24,12 @@ def main(
     seed: int = typer.Option(0, "--seed", help="With --model: run seed (sample k of problem id is seeded by (seed, id, k))."),
     samples_out: Optional[str] = typer.Option(None, "--samples-out", help="With --model: also keep the judged samples, one shard per batch of problems, in this corpus directory."),
     fresh: bool = typer.Option(False, "--fresh", help="With --model: ignore values already in --output instead of resuming."),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Parallel judge runners (default: the CPU count)."),
-    backend: str = typer.Option("hf", "--backend", help="hf or vllm."),
-    batch_size: int = typer.Option(16, "--batch-size", help="Samples decoded together (hf backend)."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (hf backend)."),
-    dtype: str = typer.Option("auto", "--dtype", help="auto, float32, bfloat16 or float16."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice; on a busy CPU 1 is often several times faster: idle threads spin)."),
+    jobs: Optional[int] = opts.Jobs,
+    backend: str = opts.Backend,
+    batch_size: int = opts.BatchSize,
+    device: str = opts.Device,
+    dtype: str = opts.Dtype,
+    threads: Optional[int] = opts.Threads,
     skip_invalid: bool = SkipInvalid,
     dedup: bool = Dedup,
     compress: Optional[str] = Compress,

@@ -7,6 +7,7 @@ from typing import List, Optional
 import typer
 
 from spo_cli.commands._options import SkipInvalid
+from spo_cli.commands import _options as opts
 
 
 def parse_ks(text: str) -> list[int]:
@@ -28,19 +29,19 @@ def main(
     n: int = typer.Option(20, "-n", "--n", help="Samples per problem (the paper: 20)."),
     temperature: float = typer.Option(0.4, "--temperature", "-t", help="Sampling temperature (the paper: 0.4)."),
     top_p: float = typer.Option(0.95, "--top-p", help="Nucleus mass (the paper: 0.95)."),
-    max_new_tokens: int = typer.Option(512, "--max-new-tokens", help="Most response tokens per sample."),
+    max_new_tokens: int = opts.MaxNewTokens,
     seed: int = typer.Option(0, "--seed", help="Run seed (sample k of problem id is seeded by (seed, id, k))."),
     samples_out: Optional[str] = typer.Option(None, "--samples-out", help="Also write the judged samples here (file, directory for a new shard, or -: then the report goes only to stderr)."),
     plot: Optional[str] = typer.Option(None, "--plot", help="PNG of pass@k against the training step. Default: pass_at_k.png in the run directory when several checkpoints of one run are given."),
     no_plot: bool = typer.Option(False, "--no-plot", help="Write no plot."),
     group_by: str = typer.Option("model", "--group-by", help="With --trajectories: one report entry per sampler model, policy_version, or none."),
     per_problem: bool = typer.Option(True, "--per-problem/--no-per-problem", help="Include the per-problem rows in the JSON report."),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Parallel judge runners (default: the CPU count)."),
-    backend: str = typer.Option("hf", "--backend", help="hf or vllm."),
-    batch_size: int = typer.Option(16, "--batch-size", help="Samples decoded together (hf backend)."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (hf backend)."),
-    dtype: str = typer.Option("auto", "--dtype", help="auto, float32, bfloat16 or float16."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice; on a busy CPU 1 is often several times faster: idle threads spin)."),
+    jobs: Optional[int] = opts.Jobs,
+    backend: str = opts.Backend,
+    batch_size: int = opts.BatchSize,
+    device: str = opts.Device,
+    dtype: str = opts.Dtype,
+    threads: Optional[int] = opts.Threads,
     skip_invalid: bool = SkipInvalid,
 ) -> None:
     """Report pass@k (unbiased estimator, MATH.md section 10) per problem and overall.

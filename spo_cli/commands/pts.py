@@ -7,6 +7,7 @@ from typing import Optional
 import typer
 
 from spo_cli.commands._options import Compress, Output, SkipInvalid
+from spo_cli.commands import _options as opts
 
 
 def _range(text: str) -> tuple[float, float]:
@@ -37,12 +38,12 @@ def main(
     max_new_tokens: int = typer.Option(512, "--max-new-tokens", help="Most response tokens of prefix + continuation."),
     seed: int = typer.Option(0, "--seed", help="Rollout i of prefix k of trajectory t is seeded by (seed, t, k, i)."),
     concurrent: int = typer.Option(8, "--concurrent", help="Trajectories searched at once (their rollouts share sampling batches)."),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Parallel judge runners (default: the CPU count)."),
-    backend: str = typer.Option("hf", "--backend", help="hf or vllm."),
+    jobs: Optional[int] = opts.Jobs,
+    backend: str = opts.Backend,
     batch_size: int = typer.Option(16, "--batch-size", help="Rollouts decoded together (hf backend)."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (hf backend)."),
-    dtype: str = typer.Option("auto", "--dtype", help="auto, float32, bfloat16 or float16."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice; on a busy CPU 1 is often several times faster: idle threads spin)."),
+    device: str = opts.Device,
+    dtype: str = opts.Dtype,
+    threads: Optional[int] = opts.Threads,
     skip_invalid: bool = SkipInvalid,
     compress: Optional[str] = Compress,
 ) -> None:

@@ -7,6 +7,7 @@ from typing import List, Optional
 import typer
 
 from spo_cli.commands._options import Compress, Output, SkipInvalid
+from spo_cli.commands import _options as opts
 
 
 def _unescape(s: str) -> str:
@@ -30,19 +31,19 @@ def main(
     temperature: Optional[float] = typer.Option(None, "--temperature", "-t", help="Sampling temperature (default 1.0; 0 = greedy)."),
     temperature_range: Optional[str] = typer.Option(None, "--temperature-range", help="LO,HI: each sample draws its temperature uniformly from [LO, HI] (online SPO). Excludes --temperature."),
     top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling mass (1 = off)."),
-    max_new_tokens: int = typer.Option(512, "--max-new-tokens", help="Most response tokens per sample."),
+    max_new_tokens: int = opts.MaxNewTokens,
     seed: int = typer.Option(0, "--seed", help="Run seed: sample k of problem id uses a seed derived from (seed, id, k), so output does not depend on batching."),
-    backend: str = typer.Option("hf", "--backend", help="hf (transformers, CPU or GPU) or vllm (GPU)."),
+    backend: str = opts.Backend,
     stop: Optional[List[str]] = typer.Option(None, "--stop", help="Stop string (repeatable; \\n and \\t understood). The token completing it is kept."),
     system: Optional[str] = typer.Option(None, "--system", help="System message (chat template) or first paragraph (plain template)."),
     template: Optional[str] = typer.Option(None, "--template", help="File holding the user-message template; {prompt} and {problem_id} are replaced."),
     no_chat_template: bool = typer.Option(False, "--no-chat-template", help="Use the plain template even if the tokenizer has a chat template."),
     ref: bool = typer.Option(False, "--ref", help="Mark trajectories source=ref (samples of the reference policy) instead of online."),
     policy_version: int = typer.Option(0, "--policy-version", help="policy_version stamped on every trajectory."),
-    batch_size: int = typer.Option(16, "--batch-size", help="Samples decoded together (hf backend)."),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (hf backend)."),
-    dtype: str = typer.Option("auto", "--dtype", help="auto (bf16 on a GPU that has it, else fp32), float32, bfloat16, float16."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's choice)."),
+    batch_size: int = opts.BatchSize,
+    device: str = opts.Device,
+    dtype: str = opts.Dtype,
+    threads: Optional[int] = opts.Threads,
     skip_invalid: bool = SkipInvalid,
     compress: Optional[str] = Compress,
     serve: bool = typer.Option(False, "--serve", help="Run as a rollout worker for spo train --async: sample continuously with the newest weights learners send, judge inline, hand judged trajectories to learners over HTTP (--output unused; with --ref it keeps sampling the reference policy; see docs/async.md)."),
