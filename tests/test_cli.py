@@ -86,6 +86,19 @@ def test_writing_to_a_directory_adds_a_shard(tmp_path):
     assert sorted(r["n"] for r in read_records(corpus)) == [0, 1]
 
 
+def test_cat_filters_by_reward_and_source():
+    recs = [{"id": "a", "reward": 1.0, "source": "human"}, {"id": "b", "reward": 0.0, "source": "ref"},
+            {"id": "c", "reward": None, "source": "ref"}, {"id": "d", "reward": 1, "source": "ref"},
+            {"id": "e", "reward": 0.5}]
+    stdin = b"".join(orjson.dumps(r) + b"\n" for r in recs)
+    ids = lambda r: [orjson.loads(x)["id"] for x in r.stdout.splitlines()]  # noqa: E731
+    r = spo("records", "cat", "-", "--min-reward", "1", stdin=stdin)
+    assert r.returncode == 0 and ids(r) == ["a", "d"] and b"3 filtered out" in r.stderr
+    assert ids(spo("records", "cat", "-", "--source", "ref", stdin=stdin)) == ["b", "c", "d"]
+    assert ids(spo("records", "cat", "-", "--source", "ref", "--source", "human", "--min-reward",
+                   "0.5", stdin=stdin)) == ["a", "d"]
+
+
 def test_broken_pipe_is_quiet(tmp_path):
     src = tmp_path / "many.jsonl"
     write_records(src, ({"i": i, "pad": "x" * 100} for i in range(200_000)))

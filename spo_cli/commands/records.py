@@ -35,23 +35,56 @@ def cat(
         "TACO, HumanEval and MBPP rows into Problem records.",
     ),
     dedup: bool = Dedup,
+    min_reward: Optional[float] = typer.Option(
+        None, "--min-reward",
+        help="Keep only judged trajectories with reward >= this (e.g. 1 for the correct ones, as "
+        "the paper's offline corpus); unjudged ones are dropped too.",
+    ),
+    source: Optional[List[str]] = typer.Option(
+        None, "--source", help="Keep only records with this source (repeatable; e.g. human, ref).",
+    ),
     skip_invalid: bool = SkipInvalid,
     compress: Optional[str] = Compress,
 ) -> None:
-    """Stream records from the inputs to one output: convert, validate, deduplicate, compress.
+    """Stream records from the inputs to one output: convert, validate, filter, deduplicate, compress.
 
     Writing to a directory adds a new shard to it atomically, so a cron job can grow a corpus:
-    `spo records cat new.jsonl -o corpus/`.
+    `spo records cat new.jsonl -o corpus/`. A curated corpus of correct solutions only:
+    `spo records cat judged/ --min-reward 1 --dedup -o correct/`.
     """
     from spo_cli.console import info
     from spo_cli.streams import ReadStats, open_writer, read_records
 
     stats = ReadStats()
+    keep = record_filter(min_reward, source)
+    dropped = 0
     with open_writer(output, compress) as w:
         for rec in read_records(inputs or "-", _kind(kind), skip_invalid=skip_invalid,
                                 dedup=dedup, stats=stats):
-            w.write(rec)
-    info(f"spo records cat: {stats.summary()}")
+            if keep is None or keep(rec):
+                w.write(rec)
+            else:
+                dropped += 1
+    filtered = f", {dropped} filtered out" if keep is not None else ""
+    info(f"spo records cat: {stats.summary()}{filtered}")
+
+
+def record_filter(min_reward: Optional[float], sources: Optional[List[str]]):
+    """A predicate for `cat`'s filters, or None when there are none."""
+    if min_reward is None and not sources:
+        return None
+    wanted = set(sources or ())
+
+    def keep(rec: dict) -> bool:
+        if wanted and rec.get("source") not in wanted:
+            return False
+        if min_reward is not None:
+            r = rec.get("reward")
+            if not isinstance(r, (int, float)) or isinstance(r, bool) or r < min_reward:
+                return False
+        return True
+
+    return keep
 
 
 @app.command("check")
