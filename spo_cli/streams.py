@@ -229,8 +229,48 @@ def _iter_source(src: str, kind: str | None, skip_invalid: bool, stats: ReadStat
     f, close = _open_source(src)
     loads = orjson.loads
     fast = _FAST[kind] if kind else None
+    # The hot path: a whole chunk decoded and checked by C-level map() calls. Any doubt in the
+    # chunk (a blank or broken line, a record the fast check does not pass) sends that chunk
+    # through the per-line loop, which also produces the error message.
+    bulk = normalize is None and seen is None
     count = dups = 0
     state: dict = {}
+
+    def per_line(lines: list[bytes], lineno: int) -> Iterator[dict]:
+        nonlocal count, dups
+        for line in lines:
+            lineno += 1
+            if not line:
+                continue
+            try:
+                rec = loads(line)
+                if normalize is not None:
+                    rec = normalize(rec, lineno)
+                if fast is not None and (type(rec) is not dict or not fast(rec)):
+                    validate(rec, kind)  # the slow path: raises with the reason
+            except (orjson.JSONDecodeError, RecordError) as e:
+                if isinstance(e, RecordError):
+                    reason = f"invalid {kind} record: {e}"
+                elif line.isspace():
+                    continue
+                else:
+                    reason = _describe_json_error(line, e)
+                    if state.get("unterminated"):
+                        reason += " (last line, no newline: truncated?)"
+                if not skip_invalid:
+                    raise BadInput(reason, path=name, line=lineno) from None
+                stats.note_invalid(name, lineno, reason)
+                continue
+            if seen is not None:
+                rid = rec.get("id")
+                if rid is not None:
+                    if rid in seen:
+                        dups += 1
+                        continue
+                    seen.add(rid)
+            count += 1
+            yield rec
+
     try:
         head = f.read(CHUNK)
         lineno = 0
@@ -241,38 +281,20 @@ def _iter_source(src: str, kind: str | None, skip_invalid: bool, stats: ReadStat
                 if rest:
                     lines[0] = rest + lines[0]  # not rest + chunk: that copies the whole chunk
                 rest = lines.pop()
-                for line in lines:
-                    lineno += 1
-                    if not line:
-                        continue
+                if bulk:
                     try:
-                        rec = loads(line)
-                        if normalize is not None:
-                            rec = normalize(rec, lineno)
-                        if fast is not None and (type(rec) is not dict or not fast(rec)):
-                            validate(rec, kind)  # the slow path: raises with the reason
-                    except (orjson.JSONDecodeError, RecordError) as e:
-                        if isinstance(e, RecordError):
-                            reason = f"invalid {kind} record: {e}"
-                        elif line.isspace():
-                            continue
-                        else:
-                            reason = _describe_json_error(line, e)
-                            if state.get("unterminated"):
-                                reason += " (last line, no newline: truncated?)"
-                        if not skip_invalid:
-                            raise BadInput(reason, path=name, line=lineno) from None
-                        stats.note_invalid(name, lineno, reason)
+                        recs = list(map(loads, lines))
+                        if fast is not None and not all(map(fast, recs)):
+                            recs = None
+                    except (orjson.JSONDecodeError, AttributeError):  # AttributeError: not a dict
+                        recs = None
+                    if recs is not None:
+                        lineno += len(lines)
+                        count += len(recs)
+                        yield from recs
                         continue
-                    if seen is not None:
-                        rid = rec.get("id")
-                        if rid is not None:
-                            if rid in seen:
-                                dups += 1
-                                continue
-                            seen.add(rid)
-                    count += 1
-                    yield rec
+                yield from per_line(lines, lineno)
+                lineno += len(lines)
         except _Truncated as e:
             # Everything complete before the break has been yielded; the partial line is lost.
             if not skip_invalid:

@@ -189,6 +189,39 @@ def test_missing_and_mistyped_fields_name_the_field(tmp_path):
             list(read_records(p, "trajectory"))
 
 
+@pytest.mark.parametrize("suffix", SUFFIXES)
+def test_line_numbers_stay_exact_across_chunks_blank_lines_and_bad_records(tmp_path, suffix):
+    # Validated reads decode a whole chunk at once and fall back to line by line on any doubt:
+    # line numbers, blank lines and the records before an error must come out the same.
+    good = [orjson.dumps(new_trajectory(problem_id=f"p{i}", prompt="x" * 300, response=str(i)))
+            for i in range(6000)]
+    lines = []
+    for i, g in enumerate(good):
+        lines.append(g)
+        if i % 997 == 0:
+            lines.append(b"")  # a blank line now and then, in different chunks
+    bad_at = 4500
+    lines.insert(bad_at - 1, orjson.dumps(dict(orjson.loads(good[0]), reward=2.0)))  # line bad_at, deep inside a later chunk
+    data = b"\n".join(lines) + b"\n"
+    path = tmp_path / f"many{suffix}"
+    if suffix.endswith(".zst"):
+        data = zstandard.ZstdCompressor().compress(data)
+    elif suffix.endswith(".gz"):
+        data = gzip.compress(data)
+    path.write_bytes(data)
+    before = sum(1 for line in lines[: bad_at - 1] if line)
+    got = []
+    with pytest.raises(BadInput) as ei:
+        for r in read_records(path, "trajectory"):
+            got.append(r)
+    assert ei.value.line == bad_at and "field 'reward'" in str(ei.value)
+    assert [r["response"] for r in got] == [str(i) for i in range(before)]
+    stats = ReadStats()
+    rest = list(read_records(path, "trajectory", skip_invalid=True, stats=stats))
+    assert [r["response"] for r in rest] == [str(i) for i in range(6000)]
+    assert stats.records == 6000 and stats.invalid == 1 and stats.examples[0][1] == bad_at
+
+
 @pytest.mark.parametrize("suffix", [".jsonl.zst", ".jsonl.gz"])
 def test_truncated_stream_yields_every_complete_record_then_errors(tmp_path, suffix):
     n = 20000
