@@ -290,8 +290,8 @@ def _iter_source(src: str, kind: str | None, skip_invalid: bool, stats: ReadStat
                         recs = None
                     if recs is not None:
                         lineno += len(lines)
-                        count += len(recs)
                         yield from recs
+                        count += len(recs)  # after: a reader that stops early is not over-counted
                         continue
                 yield from per_line(lines, lineno)
                 lineno += len(lines)
