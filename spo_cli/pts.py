@@ -197,7 +197,7 @@ class PrefixRequest:
 class PrefixRollouts:
     """Continues token prefixes with a spo_cli.sampling Sampler (hf, vllm or any subclass).
 
-    A backend's `_generate(rows)` turns prompt ids into response ids; a prefix is just a longer
+    A sampler's `generate(rows)` turns prompt ids into response ids; a prefix is just a longer
     prompt (prompt ids + the first k response ids), so no backend needs changing. Per-row token
     budgets: the batch is generated with the largest budget and each row is cut at its own (each
     row draws from its own seeded generator, so this equals generating with the smaller budget).
@@ -228,7 +228,7 @@ class PrefixRollouts:
         old = self.sampler.opts
         self.sampler.opts = old.with_(max_new_tokens=max(budgets))
         try:
-            gens = self.sampler._generate(rows)
+            gens = self.sampler.generate(rows)
         finally:
             self.sampler.opts = old
         out, j = [], 0

@@ -168,6 +168,12 @@ class Sampler:
         raise NotImplementedError
 
     # --------------------------------------------------------------- shared
+    def generate(self, rows: Sequence[Row]) -> list[Generation]:
+        """Response ids, log-probs and finish reason for each row, in order: the public entry to
+        the backend for callers that build their own rows (PTS continues prefixes this way: a
+        prefix is a longer prompt)."""
+        return self._generate(rows) if rows else []
+
     def rows(self, problems: Iterable[dict], n: int | None = None) -> list[Row]:
         from spo_cli.sampling.prompts import PromptFormatter
 
@@ -221,7 +227,7 @@ class Sampler:
         rows = self.rows(problems, n)
         if not rows:
             return []
-        gens = self._generate(rows)
+        gens = self.generate(rows)
         return [self.record(r, g) for r, g in zip(rows, gens)]
 
     def iter_sample(self, problems: Iterable[dict], n: int | None = None,
