@@ -140,6 +140,16 @@ def test_dedup_by_id(tmp_path):
 # ----------------------------------------------------------------------------- bad input
 
 
+def _write_compressed(path, data: bytes):
+    """Write raw bytes, compressed as the name says (.zst / .gz / plain)."""
+    if path.name.endswith(".zst"):
+        data = zstandard.ZstdCompressor().compress(data)
+    elif path.name.endswith(".gz"):
+        data = gzip.compress(data)
+    path.write_bytes(data)
+    return path
+
+
 def _lines(n):
     return [orjson.dumps({"i": i, "pad": "x" * 200}) + b"\n" for i in range(n)]
 
@@ -156,12 +166,7 @@ def _lines(n):
 @pytest.mark.parametrize("suffix", SUFFIXES)
 def test_bad_line_names_file_and_line_after_yielding_all_before(tmp_path, bad, expect, suffix):
     data = b"".join(_lines(5)) + bad + b"".join(_lines(3))
-    path = tmp_path / f"bad{suffix}"
-    if suffix.endswith(".zst"):
-        data = zstandard.ZstdCompressor().compress(data)
-    elif suffix.endswith(".gz"):
-        data = gzip.compress(data)
-    path.write_bytes(data)
+    path = _write_compressed(tmp_path / f"bad{suffix}", data)
     got = []
     with pytest.raises(BadInput) as ei:
         for r in read_records(path):
@@ -201,14 +206,10 @@ def test_line_numbers_stay_exact_across_chunks_blank_lines_and_bad_records(tmp_p
         if i % 997 == 0:
             lines.append(b"")  # a blank line now and then, in different chunks
     bad_at = 4500
-    lines.insert(bad_at - 1, orjson.dumps(dict(orjson.loads(good[0]), reward=2.0)))  # line bad_at, deep inside a later chunk
+    # line bad_at, deep inside a later chunk:
+    lines.insert(bad_at - 1, orjson.dumps(dict(orjson.loads(good[0]), reward=2.0)))
     data = b"\n".join(lines) + b"\n"
-    path = tmp_path / f"many{suffix}"
-    if suffix.endswith(".zst"):
-        data = zstandard.ZstdCompressor().compress(data)
-    elif suffix.endswith(".gz"):
-        data = gzip.compress(data)
-    path.write_bytes(data)
+    path = _write_compressed(tmp_path / f"many{suffix}", data)
     before = sum(1 for line in lines[: bad_at - 1] if line)
     got = []
     with pytest.raises(BadInput) as ei:
