@@ -49,11 +49,12 @@ def load(out: Path) -> dict[str, list[tuple[str, list[dict]]]]:
 
 def train_minutes(out: Path, name: str) -> float | None:
     """Wall time of a run's optimiser steps (sum of step_s in its metrics), in minutes."""
-    path = out / name / "metrics.jsonl"
-    if not path.exists():
-        return None
-    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return round(sum(r.get("step_s") or 0.0 for r in rows) / 60, 2)
+    from spo_cli.streams import read_records
+
+    for path in (out / name / "metrics.jsonl", out / name / "metrics.jsonl.zst"):
+        if path.exists():
+            return round(sum(r.get("step_s") or 0.0 for r in read_records(path)) / 60, 2)
+    return None
 
 
 def summarise(by_method: dict, out: Path) -> dict:
@@ -146,7 +147,9 @@ def plot(summary: dict, path: Path) -> bool:
             ax.set_xlabel("training step")
             ax.set_title(f"held-out {k} (%), mean ± se over seeds")
             ax.legend(fontsize=8)
-    fig.tight_layout()
+    fig.text(0.5, 0.005, "error bars: standard error across seeds (reference: across problems); "
+             "the table's deltas are paired by problem", ha="center", fontsize=8, color="#555555")
+    fig.tight_layout(rect=(0, 0.02, 1, 1))
     fig.savefig(path, dpi=120)
     return True
 
