@@ -162,37 +162,54 @@ def _type_names(types: tuple[type, ...]) -> str:
     return " or ".join(dict.fromkeys(names.get(t, t.__name__) for t in types))
 
 
-def _compile_fast_check(kind: str) -> Callable[[dict], bool]:
-    """A single boolean expression that is True when a record of `kind` is certainly valid.
+_SHAPE_CACHE_MAX = 4096  # distinct (keys, types) shapes remembered per kind; records of one writer share a few
 
-    It is generated from the field table (so it cannot drift from it) and is several times
-    faster than the generic loop (~1 us for a trajectory); any doubt falls through to the
-    generic loop, which also produces the error message."""
-    env: dict[str, Any] = {"_M": object()}
+
+def _compile_fast_check(kind: str) -> Callable[[dict], bool]:
+    """A check that is True when a record of `kind` is certainly valid; any doubt (False) falls
+    through to the generic loop in `validate`, which also produces the error message.
+
+    Built from the field table, so it cannot drift from it. The type part is decided once per
+    record *shape* — the tuple of its keys and the exact types of their values, which records
+    from one writer share — and remembered; per record that costs two C-level tuple builds and
+    a dict lookup. Only the value checks (reward in [0, 1], verdict, mc) then run per record.
+    Exact types: True is a bool, so it never passes as an int."""
+    plan = _PLAN[kind]
+    allowed = {name: frozenset(types) for name, types, _, _ in plan}
+    required = frozenset(name for name, _, req, _ in plan if req)
+    need_tests = kind == "problem"
+
+    def shape_ok(keys: tuple, types: tuple) -> bool:
+        if not required.issubset(keys) or (need_tests and "tests" not in keys and "test_code" not in keys):
+            return False
+        return all(allowed[k].__contains__(t) for k, t in zip(keys, types) if k in allowed)
+
+    # The value checks, as one generated expression over the fields that have one.
+    env: dict[str, Any] = {}
     terms = []
-    for i, (name, types, required, check) in enumerate(_PLAN[kind]):
-        tset = frozenset(types)  # exact types: True is a bool, so it never passes as an int
-        env[f"T{i}"] = tset
-        absent_ok = not required
-        if absent_ok and _NONE in tset:
-            get = f"g({name!r})"  # absent reads as None, which is allowed
+    for i, (name, _, _, check) in enumerate(plan):
+        if check is None:
+            continue
+        if check is _unit_interval_or_none:
+            terms.append(f"((v{i} := g({name!r})) is None or 0.0 <= v{i} <= 1.0)")
         else:
-            get = f"g({name!r}, _M)"
-        tcheck = f"type(v{i}) is {next(iter(tset)).__name__}" if len(tset) == 1 and next(
-            iter(tset)) in (str, int, float, list, dict) else f"type(v{i}) in T{i}"
-        term = f"((v{i} := {get}) is _M or {tcheck})" if absent_ok else f"((v{i} := {get}) is not _M and {tcheck})"
-        if check is not None:
             env[f"C{i}"] = check
-            if check is _unit_interval_or_none:
-                term += f" and (v{i} is None or v{i} is _M or 0.0 <= v{i} <= 1.0)"
-            else:
-                term += f" and (v{i} is None or v{i} is _M or C{i}(v{i}) is None)"
-        terms.append(term)
-    if kind == "problem":
-        terms.append("('tests' in r or 'test_code' in r)")
-    src = "def fast(r):\n    g = r.get\n    return (" + "\n            and ".join(terms) + ")"
+            terms.append(f"((v{i} := g({name!r})) is None or C{i}(v{i}) is None)")
+    src = "def values_ok(r):\n    g = r.get\n    return (" + "\n            and ".join(terms or ["True"]) + ")"
     exec(src, env)  # noqa: S102 - code built from our own field table only
-    return env["fast"]
+    values_ok = env["values_ok"]
+    shapes: dict[tuple, bool] = {}
+
+    def fast(r: dict) -> bool:
+        shape = (tuple(r), tuple(map(type, r.values())))
+        ok = shapes.get(shape)
+        if ok is None:
+            ok = shape_ok(*shape)
+            if len(shapes) < _SHAPE_CACHE_MAX:
+                shapes[shape] = ok
+        return ok and values_ok(r)
+
+    return fast
 
 
 def validate(record: Any, kind: str) -> dict:

@@ -224,6 +224,44 @@ def test_line_numbers_stay_exact_across_chunks_blank_lines_and_bad_records(tmp_p
 
 
 @pytest.mark.parametrize("suffix", [".jsonl.zst", ".jsonl.gz"])
+def test_a_file_that_inflates_thousands_fold_is_read_in_bounded_memory(tmp_path, suffix):
+    # 64 MiB of blank (space-filled) lines compress to a few KB; decoding must stay bounded.
+    import tracemalloc
+
+    data = (b" " * 1023 + b"\n") * 65536 + b'{"a": 1}\n'
+    path = _write_compressed(tmp_path / f"bomb{suffix}", data)
+    assert path.stat().st_size < 300_000
+    tracemalloc.start()
+    try:
+        assert list(read_records(path)) == [{"a": 1}]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+
+
+def test_zstd_frame_walker_tells_a_cut_frame_from_a_complete_one(tmp_path):
+    # Frames with and without checksums and content sizes, a skippable frame, RLE and raw blocks.
+    recs = [{"i": i, "pad": "z" * 500 if i % 2 else os.urandom(200).hex()} for i in range(3000)]
+    body = b"".join(orjson.dumps(r) + b"\n" for r in recs)
+    half = len(body) // 2
+    cut_at = body.rindex(b"\n", 0, half) + 1
+    frames = (zstandard.ZstdCompressor(write_checksum=True).compress(body[:cut_at])
+              + b"\x50\x2a\x4d\x18" + (5).to_bytes(4, "little") + b"skip!"
+              + zstandard.ZstdCompressor(write_content_size=False, level=1).compress(body[cut_at:]))
+    path = tmp_path / "multi.jsonl.zst"
+    path.write_bytes(frames)
+    assert [r["i"] for r in read_records(path)] == list(range(3000))
+    for cut in (len(frames) - 1, len(frames) - 4, len(frames) // 2, 30):
+        path.write_bytes(frames[:cut])
+        got = []
+        with pytest.raises(BadInput, match="truncated zstd stream"):
+            for r in read_records(path):
+                got.append(r["i"])
+        assert got == list(range(len(got)))  # a prefix, in order, nothing invented
+
+
+@pytest.mark.parametrize("suffix", [".jsonl.zst", ".jsonl.gz"])
 def test_truncated_stream_yields_every_complete_record_then_errors(tmp_path, suffix):
     n = 20000
     recs = [{"i": i, "pad": os.urandom(40).hex()} for i in range(n)]  # incompressible-ish: many blocks
