@@ -170,6 +170,8 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--steps", type=int, default=None, help="timed steps per variant")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--mem-reps", type=int, default=None,
+                    help="fresh processes per variant for peak memory, median (default 3; --quick: 1)")
     ap.add_argument("--child", nargs=3, metavar=("WORKDIR", "VARIANT", "STEPS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     SIZE.update(SIZES["quick" if args.quick else "full"])
@@ -186,6 +188,7 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     steps = args.steps or (5 if args.quick else 7)
+    args.mem_reps = args.mem_reps or (1 if args.quick else 3)
     with tempfile.TemporaryDirectory() as d:
         wd = Path(d)
         model_dir = build(wd, SIZE)
@@ -202,13 +205,16 @@ def main() -> None:
             log(f"step {rep + 1}/{steps}: " + " ".join(f"{v} {times[v][-1]:.3f}s" for v in VARIANTS))
         med = {v: statistics.median(times[v]) for v in VARIANTS}
         del trainers
-        peaks = {}
+        # Peak RSS moves by tens of MB from one process to the next (allocator state), so each
+        # variant is measured in `mem_reps` fresh processes, interleaved, and the median taken.
+        peaks: dict[str, list[float]] = {v: [] for v in ("none",) + VARIANTS}
         env = dict(os.environ, BENCH_THREADS=str(args.threads))
-        for v in ("none",) + VARIANTS:
-            cmd = [sys.executable, __file__, "--child", str(wd), v, "2"] + (["--quick"] if args.quick else [])
-            out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
-            peaks[v] = json.loads(out.strip().splitlines()[-1])["peak_mb"]
-        mem = {v: peaks[v] - peaks["none"] for v in VARIANTS}
+        for _ in range(args.mem_reps):
+            for v in peaks:
+                cmd = [sys.executable, __file__, "--child", str(wd), v, "2"] + (["--quick"] if args.quick else [])
+                out = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True).stdout
+                peaks[v].append(json.loads(out.strip().splitlines()[-1])["peak_mb"])
+        mem = {v: statistics.median(peaks[v]) - statistics.median(peaks["none"]) for v in VARIANTS}
         log("peak memory added: " + " ".join(f"{v} {mem[v]:.0f} MB" for v in VARIANTS))
     result = {
         "params_m": round(n_params / 1e6, 2),
@@ -220,6 +226,7 @@ def main() -> None:
         "spo_mem_vs_ppo": round(mem["spo_live"] / mem["ppo"], 3),
         "spo_cached_mem_vs_ppo": round(mem["spo_cached"] / mem["ppo"], 3),
         "steps": steps,
+        "mem_reps": args.mem_reps,
     }
     log(f"SPO cached {result['spo_cached_vs_sft']}x SFT, live {result['spo_live_vs_sft']}x, PPO "
         f"{result['ppo_vs_sft']}x; SPO memory {result['spo_mem_vs_ppo']}x PPO's")

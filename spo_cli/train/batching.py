@@ -168,16 +168,20 @@ def token_logprobs(model: Any, batch: Batch, *, with_entropy: bool = False,
     This is the same distribution the sampler records (spo_cli/sampling/base.py).
     """
     out = model(input_ids=batch.input_ids, attention_mask=batch.attention, use_cache=False)
-    logits = out.logits[:, :-1]  # (B, L-1, V)
+    logits = out.logits  # (B, L, V), contiguous: flattening it is a view, not a copy
     if logits.dtype != torch.float32:
         logits = logits.float()
-    target = batch.input_ids[:, 1:]  # (B, L-1)
-    # log_softmax at the taken token only: logit - logsumexp, without a (B, L-1, V) log-prob tensor
-    logp = logits.gather(-1, target.unsqueeze(-1)).squeeze(-1) - torch.logsumexp(logits, dim=-1)
+    # log_softmax at the taken token only, through the fused cross-entropy kernel (no (B, L, V)
+    # log-prob tensor, and the cheapest backward torch has for it). Position t predicts token
+    # t+1; the last position predicts nothing (ignored) and is dropped.
+    target = torch.nn.functional.pad(batch.input_ids[:, 1:], (0, 1), value=-100)  # (B, L)
+    logp = -torch.nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten(),
+                                              reduction="none").view_as(target)[:, :-1]
+    logits = logits[:, :-1]
     ent = None
     if with_entropy:
         with torch.no_grad():
             few = logits[:entropy_rows].detach()  # (R, L-1, V)
-            logz = torch.logsumexp(few, dim=-1)
-            ent = logz - (torch.softmax(few, dim=-1) * few).sum(-1)  # (R, L-1) H = log Z - E_p[logit]
+            logp_few = torch.log_softmax(few, dim=-1)
+            ent = -(logp_few.exp() * logp_few).sum(-1)  # (R, L-1)
     return logp, ent
