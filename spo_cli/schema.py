@@ -217,6 +217,11 @@ def validate(record: Any, kind: str) -> dict:
     fast = _FAST.get(kind)
     if fast is not None and type(record) is dict and fast(record):
         return record
+    return _validate_field_by_field(record, kind)
+
+
+def _validate_field_by_field(record: Any, kind: str) -> dict:
+    """The generic check behind `validate`: the first problem found is raised with its reason."""
     if not isinstance(record, dict):
         raise RecordError(None, f"a {kind} record must be a JSON object, got {type(record).__name__}")
     for name, types, required, check in _PLAN[kind]:

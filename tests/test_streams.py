@@ -179,6 +179,69 @@ def test_bad_line_names_file_and_line_after_yielding_all_before(tmp_path, bad, e
     assert stats.invalid == 1 and stats.examples[0][1] == 6
 
 
+_ODD_VALUES = [None, True, False, 0, 1, 3, -1, 0.5, 1.5, float("nan"), "", "OK", "MAYBE", [], [1, 2],
+               [[1, 0.5, 4]], [[1, 2]], {}, {"a": 1}]
+_ABSENT = object()
+
+
+def _fast_and_generic(rec, kind):
+    from spo_cli.errors import RecordError
+    from spo_cli.schema import _FAST, _validate_field_by_field
+
+    try:
+        _validate_field_by_field(rec, kind)
+        valid = True
+    except RecordError:
+        valid = False
+    return _FAST[kind](rec), valid
+
+
+def _valid_base(kind):
+    base = {"trajectory": new_trajectory(problem_id="p", prompt="x", response="a", reward=1.0),
+            "value": new_value(problem_id="p", v=-0.1, p_hat=0.5, k=4, beta=0.1),
+            "problem": {"id": "p", "description": "d", "tests": [{"input": "", "output": ""}]}}[kind]
+    return orjson.loads(orjson.dumps(base))
+
+
+@pytest.mark.parametrize("kind", ["trajectory", "value", "problem"])
+def test_the_fast_check_agrees_with_the_field_by_field_validation(kind):
+    # The read path trusts the fast check (decided once per record shape); it must accept exactly
+    # what the field-by-field validation accepts: every field, absent or set to each odd value.
+    from spo_cli.schema import _PLAN
+
+    names = [name for name, *_ in _PLAN[kind]] + ["tests", "test_code", "unknown_extra"]
+    checked = 0
+    for name in names:
+        for value in [_ABSENT] + _ODD_VALUES:
+            rec = _valid_base(kind)
+            if value is _ABSENT:
+                rec.pop(name, None)
+            else:
+                rec[name] = value
+            for _ in range(2):  # the second call answers from the remembered shape
+                fast, valid = _fast_and_generic(rec, kind)
+                assert fast == valid, (name, value, fast, valid)
+            checked += not valid
+    assert checked > len(names)  # the odd values do make records invalid
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(["trajectory", "value", "problem"]), st.data())
+def test_the_fast_check_agrees_on_several_changes_at_once(kind, data):
+    from spo_cli.schema import _PLAN
+
+    rec = _valid_base(kind)
+    names = [name for name, *_ in _PLAN[kind]] + ["tests", "test_code", "unknown_extra"]
+    for name in data.draw(st.lists(st.sampled_from(names), max_size=4, unique=True)):
+        value = data.draw(st.sampled_from([_ABSENT] + _ODD_VALUES))
+        if value is _ABSENT:
+            rec.pop(name, None)
+        else:
+            rec[name] = value
+    fast, valid = _fast_and_generic(rec, kind)
+    assert fast == valid, rec
+
+
 def test_missing_and_mistyped_fields_name_the_field(tmp_path):
     good = new_trajectory(problem_id="p", prompt="x", response="a")
     no_pid = {k: v for k, v in good.items() if k != "problem_id"}
