@@ -120,9 +120,7 @@ class _Joined(io.RawIOBase):
             b[:n] = self._head[:n]
             self._head = self._head[n:]
             return n
-        data = self._f.read(len(b))
-        b[: len(data)] = data
-        return len(data)
+        return self._f.readinto(b)  # straight into the caller's buffer: no intermediate copy
 
     def read(self, n: int = -1) -> bytes:  # what zstandard's stream_reader calls
         if self._head:
