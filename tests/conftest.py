@@ -35,3 +35,13 @@ def toy_benchmark():
     from spo_cli.benchmark import ensure_toy
 
     return ensure_toy()
+
+
+@pytest.fixture(scope="module")
+def pool():
+    """One sandboxed judge runner, shared by a module's tests (workers and learners judge with it)."""
+    from spo_cli.judge.runner import SandboxPool
+
+    p = SandboxPool(1)
+    yield p
+    p.close()

@@ -56,15 +56,6 @@ def cfg(world, out, **kw) -> TrainConfig:
     return TrainConfig(**base)
 
 
-@pytest.fixture(scope="module")
-def pool():
-    from spo_cli.judge.runner import SandboxPool
-
-    p = SandboxPool(1)
-    yield p
-    p.close()
-
-
 @pytest.fixture
 def workers(world, pool, tmp_path):
     """start(k, **opts) -> k running in-process workers [(worker, url)], stopped afterwards."""

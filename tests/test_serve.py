@@ -38,15 +38,6 @@ def model_dir(tmp_path_factory):
     return str(build_tiny_model(tmp_path_factory.mktemp("serve") / "model"))
 
 
-@pytest.fixture(scope="module")
-def pool():
-    from spo_cli.judge.runner import SandboxPool
-
-    p = SandboxPool(1)
-    yield p
-    p.close()
-
-
 @pytest.fixture
 def make_worker(model_dir, pool, tmp_path):
     from spo_cli.sampling.base import SampleOptions
