@@ -150,9 +150,11 @@ class _ZstdFrames(io.RawIOBase):
     def readable(self) -> bool:
         return True
 
-    @property
-    def ended_between_frames(self) -> bool:
-        return self._state in ("magic", "unknown") and not self._hdr and not self._skip
+    def check_complete(self) -> None:
+        """Raise _Truncated unless the bytes so far stopped between frames (or were not zstd as
+        we know it, which the decoder itself reports)."""
+        if not (self._state in ("magic", "unknown") and not self._hdr and not self._skip):
+            raise _Truncated("truncated zstd stream (ended inside a frame)")
 
     def read(self, n: int = -1) -> bytes:
         data = self._src.read(n)
@@ -335,9 +337,10 @@ def _iter_source(src: str, kind: str | None, skip_invalid: bool, stats: ReadStat
                     elif line.isspace():
                         continue  # a blank line
                     elif not line.endswith(b"\n"):  # the last line, cut short
-                        if frames is not None and not frames.ended_between_frames:
-                            lineno -= 1
-                            raise _Truncated("truncated zstd stream (ended inside a frame)") from None
+                        if frames is not None:
+                            lineno -= 1  # it is not a complete line
+                            frames.check_complete()
+                            lineno += 1
                         reason = _describe_json_error(line, e) + " (last line, no newline: truncated?)"
                     else:
                         reason = _describe_json_error(line, e)
@@ -354,16 +357,15 @@ def _iter_source(src: str, kind: str | None, skip_invalid: bool, stats: ReadStat
                         seen.add(rid)
                 count += 1
                 yield rec
-            if frames is not None and not frames.ended_between_frames:
-                raise _Truncated("truncated zstd stream (ended inside a frame)")
-        except zstandard.ZstdError as e:
-            raise _Truncated(f"corrupt zstd stream ({e})") from None
-        except _Truncated as e:
+            if frames is not None:
+                frames.check_complete()
+        except (_Truncated, zstandard.ZstdError) as e:
             # Everything complete before the break has been yielded; the partial line is lost.
+            reason = f"corrupt zstd stream ({e})" if isinstance(e, zstandard.ZstdError) else str(e)
             if not skip_invalid:
-                raise BadInput(f"{e}; {lineno} complete lines read before it", path=name,
+                raise BadInput(f"{reason}; {lineno} complete lines read before it", path=name,
                                line=lineno + 1) from None
-            stats.note_invalid(name, lineno + 1, str(e))
+            stats.note_invalid(name, lineno + 1, reason)
     finally:
         stats.records += count
         stats.duplicates += dups

@@ -303,6 +303,24 @@ def test_a_file_that_inflates_thousands_fold_is_read_in_bounded_memory(tmp_path,
     assert peak < 8 * 2**20, f"peak {peak / 2**20:.1f} MiB"
 
 
+def test_corrupt_zstd_names_the_file_after_yielding_the_records_before(tmp_path):
+    recs = [{"i": i, "pad": os.urandom(300).hex()} for i in range(3000)]
+    z = bytearray(zstandard.ZstdCompressor(write_checksum=True).compress(
+        b"".join(orjson.dumps(r) + b"\n" for r in recs)))
+    for k in range(len(z) // 2, len(z) // 2 + 64):
+        z[k] ^= 0xFF
+    path = tmp_path / "corrupt.jsonl.zst"
+    path.write_bytes(bytes(z))
+    got = []
+    with pytest.raises(BadInput, match="corrupt zstd stream") as ei:
+        for r in read_records(path):
+            got.append(r["i"])
+    assert got == list(range(len(got))) and ei.value.path == str(path)
+    stats = ReadStats()
+    assert len(list(read_records(path, skip_invalid=True, stats=stats))) == len(got)
+    assert stats.invalid == 1 and "corrupt zstd stream" in stats.examples[0][2]
+
+
 def test_zstd_frame_walker_tells_a_cut_frame_from_a_complete_one(tmp_path):
     # Frames with and without checksums and content sizes, a skippable frame, RLE and raw blocks.
     recs = [{"i": i, "pad": "z" * 500 if i % 2 else os.urandom(200).hex()} for i in range(3000)]
