@@ -14,6 +14,7 @@ Writing
 - Compression follows the target's name (`.zst`, `.gz`), also when stdout is redirected to a
   named file (`spo judge ... > traj.jsonl.zst`); a pipe or terminal gets plain JSONL unless
   `compress="zstd"` is asked for.
+- zstd frames carry their checksum, so a reader tells a corrupted file from a valid one.
 - A named file is written under a hidden temporary name in the same directory and renamed into
   place on success (after fsync), so no reader ever sees half a file. On an error or Ctrl-C the
   temporary file is removed, except for BadInput: the input stopped at a record boundary, so what
@@ -459,7 +460,8 @@ class RecordWriter:
         self._last = time.monotonic()
         self.compress = compress
         if compress == "zstd":
-            self._c = zstandard.ZstdCompressor(level=level).compressobj()
+            # the frame checksum (xxh64) lets a reader tell a corrupt file from a valid one
+            self._c = zstandard.ZstdCompressor(level=level, write_checksum=True).compressobj()
         elif compress == "gzip":
             self._c = zlib.compressobj(6, zlib.DEFLATED, 31)
         else:
