@@ -225,8 +225,6 @@ class Sampler:
     def sample(self, problems: Iterable[dict], n: int | None = None) -> list[dict]:
         """Trajectories for every problem (n each; default opts.n), in problem order."""
         rows = self.rows(problems, n)
-        if not rows:
-            return []
         gens = self.generate(rows)
         return [self.record(r, g) for r, g in zip(rows, gens)]
 
