@@ -319,7 +319,7 @@ def pivotal_token_search(trajectories: Iterable[dict], problems_by_id: Mapping[s
     """Search each selected trajectory; yield it with `mc`, `pivotal` and `pts` set (in the order
     the searches finish).
 
-    judge(trajectories, problems_by_id) -> judged trajectories (spo_cli.values.Judge or a stand-in).
+    judge(trajectories, problems_by_id) -> judged trajectories (spo_cli.judge.client.Judge or a stand-in).
     values: Value records by problem_id (for the p_range filter and p(0)); `missing` says what a
     problem without one gets: 'error' (BadInput naming it), 'estimate' (p(0) from N rollouts,
     then the filter) or 'skip'. on_rollouts gets every batch of judged rollouts (source

@@ -88,13 +88,10 @@ class SampleOptions:
 
 
 def parse_temperature_range(text: str) -> tuple[float, float]:
-    """'0.2,1.2' -> (0.2, 1.2)."""
-    parts = text.replace(":", ",").split(",")
-    try:
-        lo, hi = (float(p) for p in parts)
-    except ValueError:
-        raise ValueError(f"want LO,HI (e.g. 0.2,1.2), got {text!r}") from None
-    return lo, hi
+    """'0.2,1.2' -> (0.2, 1.2): spo_cli.parsing.parse_range (BadInput naming the option)."""
+    from spo_cli.parsing import parse_range
+
+    return parse_range(text, "--temperature-range", lo=0)
 
 
 def _hash64(*parts: Any) -> int:
