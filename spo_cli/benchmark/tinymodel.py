@@ -145,7 +145,7 @@ def train_tokenizer(texts: Iterator[str] | Sequence[str], vocab_size: int):
 
 
 def prompt_ids(tok, prompt: str) -> list[int]:
-    """Token ids of a problem prompt as the sampler gives it to the model (spo_cli.tokens: one
+    """Token ids of a problem prompt as the sampler gives it to the model (format_prompt: one
     user message through the chat template, with the generation prompt)."""
     from spo_cli.sampling.prompts import format_prompt
 
