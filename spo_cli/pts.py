@@ -40,8 +40,12 @@ Where this departs from the paper / Phi-4, or chooses where they are silent:
 - A trajectory whose id (problem + response) was already searched is skipped: its search would
   repeat the first one exactly (same seeds), and small models repeat their answers a lot.
 - Trajectories whose ids are of another tokenizer (or absent) are re-tokenized with the
-  reference tokenizer, the prompt formatted as `spo sample` would; their `logprobs` (of the old
-  tokens) are then dropped, and the record says so in `pts.retokenized`.
+  reference tokenizer by spo_cli.tokens, exactly as the trainer re-tokenizes them: the prompt
+  formatted as `spo sample` would, the response ended with EOS unless it was cut at the token
+  budget (so p(T) is the outcome of the complete response, and the EOS can be pivotal). Their
+  `logprobs` (of the old tokens) are then dropped, and the record says so in `pts.retokenized`;
+  the record is stamped with the reference tokenizer's fingerprint and the new ids, which a
+  trainer with the same tokenizer then keeps.
 """
 
 from __future__ import annotations
@@ -204,9 +208,12 @@ class PrefixRollouts:
     """
 
     def __init__(self, sampler, *, temperature: float = 1.0, seed: int = 0):
+        from spo_cli.tokens import Tokens
+
         self.sampler = sampler
         self.tokenizer = sampler.tokenizer
         self.fingerprint = sampler.fingerprint
+        self.tokens = Tokens(sampler.tokenizer, sampler.formatter(), sampler.fingerprint)
         self.temperature = temperature
         self.seed = seed
         self.generated_tokens = 0
@@ -247,34 +254,13 @@ class PrefixRollouts:
 
     def score(self, prompt_ids: Sequence[int], response_ids: Sequence[int]) -> list[float] | None:
         """log pi_ref of each response token (teacher forcing), or None if the backend cannot."""
-        own = getattr(self.sampler, "score", None)
-        if callable(own):
-            return list(own(prompt_ids, response_ids))
-        model = getattr(self.sampler, "model", None)
-        if model is None or not response_ids:
-            return None if model is None else []
-        import torch
-
-        from spo_cli.sampling.hf import eval_mode
-
-        dev = next(model.parameters()).device
-        ids = torch.tensor([list(prompt_ids) + list(response_ids)], dtype=torch.long, device=dev)  # (1, P+T)
-        with torch.inference_mode(), eval_mode(model):
-            logits = model(input_ids=ids).logits[0, len(prompt_ids) - 1:-1].float()  # (T, V)
-        logp = torch.log_softmax(logits, dim=-1)  # (T, V)
-        tgt = ids[0, len(prompt_ids):]  # (T,)
-        return logp.gather(1, tgt[:, None]).squeeze(1).tolist()
+        if not response_ids:
+            return []
+        got = self.sampler.score(prompt_ids, response_ids)
+        return None if got is None else list(got)
 
     def decode(self, ids: Sequence[int]) -> str:
         return self.sampler.decode(ids)
-
-    def format_prompt(self, problem: dict) -> tuple[str, list[int]]:
-        """(text, ids) of the prompt exactly as the sampler formats it for `problem`."""
-        row = self.sampler.rows([problem], 1)[0]
-        return row.prompt, list(row.prompt_ids)
-
-    def tokenize_response(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -333,7 +319,7 @@ def pivotal_token_search(trajectories: Iterable[dict], problems_by_id: Mapping[s
     """Search each selected trajectory; yield it with `mc`, `pivotal` and `pts` set (in the order
     the searches finish).
 
-    judge(trajectories, problems_by_id) -> judged trajectories (spo_cli.values.Judge or a stand-in).
+    judge(trajectories, problems_by_id) -> judged trajectories (spo_cli.judge.client.Judge or a stand-in).
     values: Value records by problem_id (for the p_range filter and p(0)); `missing` says what a
     problem without one gets: 'error' (BadInput naming it), 'estimate' (p(0) from N rollouts,
     then the filter) or 'skip'. on_rollouts gets every batch of judged rollouts (source
@@ -384,16 +370,11 @@ def pivotal_token_search(trajectories: Iterable[dict], problems_by_id: Mapping[s
         elif p0 is not None and not _in_range(p0, opts.p_range):
             stats.skipped_range += 1
             return None
-        # Token ids in the reference tokenizer.
-        retok = not (t.get("tokenizer") == rollouts.fingerprint and t.get("prompt_ids")
-                     and isinstance(t.get("response_ids"), list))
-        if retok:
-            prompt_text, prompt_ids = rollouts.format_prompt(problem)
-            response_ids = rollouts.tokenize_response(t["response"])
-            stats.retokenized += 1
-        else:
-            prompt_text = t["prompt"] if isinstance(t["prompt"], str) else rollouts.format_prompt(problem)[0]
-            prompt_ids, response_ids = list(t["prompt_ids"]), list(t["response_ids"])
+        # Token ids in the reference tokenizer (spo_cli.tokens: the trainer's rule, EOS included).
+        ids = rollouts.tokens.trajectory(t, problem)
+        prompt_text, prompt_ids, response_ids = ids.prompt_text, ids.prompt_ids, ids.response_ids
+        retok = not ids.reused
+        stats.retokenized += int(retok)
         T = len(response_ids)
         ref_lp = None
         if not retok and isinstance(t.get("ref_logprobs"), list) and len(t["ref_logprobs"]) == T:

@@ -42,6 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from spo_cli.errors import BadInput, SpoError
+from spo_cli.judge.client import Judge  # the memoising judge client (its home)
 
 SUCCESS = 1.0  # reward of a response that passed every test (MATH.md section 1: r_max = 1)
 
@@ -274,100 +275,6 @@ def read_done_problem_ids(spec: str | os.PathLike) -> tuple[list[dict], set[str]
         return [], set()
     recs = list(read_records(str(p), "value"))
     return recs, {r["problem_id"] for r in recs}
-
-
-# ---------------------------------------------------------------------------------------------
-# Judging glue: the one place the value / PTS / eval modules call spo_cli.judge
-
-
-class Judge:
-    """Judges trajectories in parallel with a sandbox pool that lives as long as this object.
-
-        judge = Judge(jobs=2)
-        for t in judge(trajectories, problems_by_id): ...    # input order, fields merged in
-        judge.close()
-
-    Responses already judged for a problem are not run again (an LRU memo of `memo` entries):
-    samples of a small model repeat a lot, and PTS rollouts from late prefixes even more.
-    """
-
-    def __init__(self, jobs: int | None = None, *, memo: int = 65536, **options):
-        from spo_cli.judge.runner import JudgeOptions
-
-        self.jobs = max(1, jobs or len(os.sched_getaffinity(0)))
-        self.opts = JudgeOptions(**options)
-        self._pool = None
-        self._memo: dict[tuple[str, str], dict] = {}
-        self._memo_size = memo
-        self.runs = 0
-        self.memo_hits = 0
-
-    @property
-    def pool(self):
-        if self._pool is None:
-            from spo_cli.judge.runner import SandboxPool
-            from spo_cli.judge.sandbox import SandboxUnavailable
-
-            try:
-                self._pool = SandboxPool(self.jobs, python=self.opts.python,
-                                         unsafe_no_isolation=self.opts.unsafe_no_isolation)
-            except SandboxUnavailable as e:
-                raise SpoError(f"cannot judge: {e}") from None
-        return self._pool
-
-    @property
-    def isolation(self) -> str:
-        return self.pool.mechanism
-
-    def __call__(self, trajectories: Iterable[dict], problems_by_id: Mapping[str, dict]) -> Iterator[dict]:
-        from spo_cli.judge.runner import MissingProblem, judge_stream
-
-        out: list[dict] = list(trajectories)
-        fresh: list[dict] = []  # one trajectory per distinct (problem, response) not in the memo
-        waiting: dict[tuple, list[int]] = {}  # that key -> positions in `out` that take its verdict
-        for i, t in enumerate(out):
-            if t.get("problem_id") not in problems_by_id:
-                raise BadInput(f"trajectory {i + 1} (id {t.get('id')!r}): problem_id "
-                               f"{t.get('problem_id')!r} is not among the problems given")
-            key = (t.get("problem_id"), t.get("response") or "")
-            hit = self._memo.get(key)
-            if hit is not None:
-                self.memo_hits += 1
-                out[i] = {**t, **hit, "judge": {**(hit.get("judge") or {}), "reused": True}}
-            elif key in waiting:
-                self.memo_hits += 1
-                waiting[key].append(i)
-            else:
-                waiting[key] = [i]
-                fresh.append(t)
-        fields = ("reward", "verdict", "tests_passed", "tests_total", "judge")
-        try:
-            for judged in judge_stream(fresh, problems_by_id, self.opts, self.jobs, pool=self.pool):
-                self.runs += 1
-                key = (judged.get("problem_id"), judged.get("response") or "")
-                first, *rest = waiting[key]
-                out[first] = judged
-                got = {f: judged.get(f) for f in fields}
-                for i in rest:
-                    out[i] = {**out[i], **got, "judge": {**(got["judge"] or {}), "reused": True}}
-                if judged.get("verdict") != "JE":
-                    if len(self._memo) >= self._memo_size:
-                        self._memo.pop(next(iter(self._memo)))
-                    self._memo[key] = got
-        except MissingProblem as e:
-            raise BadInput(str(e)) from None
-        return iter(out)
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 # ---------------------------------------------------------------------------------------------

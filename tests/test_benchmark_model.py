@@ -22,11 +22,11 @@ from spo_cli.benchmark.tinymodel import (
     get_config,
     lr_at,
     prompt_ids,
-    response_ids,
     sample_epoch,
     sft_pools,
     train_tokenizer,
 )
+from spo_cli.tokens import response_ids
 
 # A config small enough to build in a few seconds: for the cache mechanics, not for quality.
 MICRO = TinyConfig(

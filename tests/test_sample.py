@@ -13,8 +13,9 @@ import torch
 
 from spo_cli.errors import BadInput
 from spo_cli.sampling import SampleOptions, format_prompt, sample_seed, tokenizer_fingerprint
-from spo_cli.sampling.hf import HFSampler, draw_tokens, load_model, raw_logprobs, top_p_filter
+from spo_cli.sampling.hf import HFSampler, draw_tokens, load_model, top_p_filter
 from spo_cli.schema import trajectory_id, validate_trajectory
+from spo_cli.tokens import logprobs_at, teacher_forced_logprobs
 from tests.tinymodel_util import build_tiny_model, build_tiny_tokenizer, one_thread  # noqa: F401 (autouse)
 
 PROMPTS = [
@@ -44,13 +45,9 @@ def tiny_chat(tmp_path_factory):
 
 
 def teacher_forced(model, rec: dict) -> torch.Tensor:
-    """log pi(x_t | x_<t) of the response tokens from one unpadded forward pass."""
-    ids = torch.tensor([rec["prompt_ids"] + rec["response_ids"]])
-    with torch.no_grad():
-        logp = model(ids).logits[0].float().log_softmax(-1)  # (L, V)
-    P = len(rec["prompt_ids"])
-    resp = torch.tensor(rec["response_ids"])
-    return logp[P - 1:-1].gather(1, resp[:, None]).squeeze(1)
+    """log pi(x_t | x_<t) of the response tokens from one unpadded forward pass (spo_cli.tokens,
+    itself tested against a loop in tests/test_tokens.py)."""
+    return torch.tensor(teacher_forced_logprobs(model, [(rec["prompt_ids"], rec["response_ids"])])[0])
 
 
 # ----------------------------------------------------------------------------- pure functions
@@ -97,7 +94,7 @@ def test_temperature_zero_is_argmax_and_raw_logprobs():
     logits = torch.randn(4, 30, generator=torch.Generator().manual_seed(3))
     tok = draw_tokens(logits, torch.zeros(4), 0.9, [torch.Generator()] * 4, torch.empty(4, 30))
     assert torch.equal(tok, logits.argmax(-1))
-    lp = raw_logprobs(logits, tok)
+    lp = logprobs_at(logits, tok)  # the log-prob a sampler records for the drawn token
     assert torch.allclose(lp, torch.log_softmax(logits, -1).max(-1).values)
 
 

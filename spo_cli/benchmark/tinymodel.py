@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+
 from spo_cli.hw import resolve_threads  # noqa: F401 - re-exported for the benchmark modules
 
 SPECIAL_TOKENS = ["<|pad|>", "<|bos|>", "<|eos|>", "<|user|>", "<|assistant|>", "<|system|>"]
@@ -144,15 +145,11 @@ def train_tokenizer(texts: Iterator[str] | Sequence[str], vocab_size: int):
 
 
 def prompt_ids(tok, prompt: str) -> list[int]:
-    """Token ids of a prompt as the sampler sees it (chat template + generation prompt)."""
-    text = tok.apply_chat_template(
-        [{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False
-    )
-    return tok(text, add_special_tokens=False)["input_ids"]
+    """Token ids of a problem prompt as the sampler gives it to the model (format_prompt: one
+    user message through the chat template, with the generation prompt)."""
+    from spo_cli.sampling.prompts import format_prompt
 
-
-def response_ids(tok, response: str) -> list[int]:
-    return tok(response, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+    return format_prompt({"id": "", "prompt": prompt}, tok)[1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,10 +208,12 @@ class Example:
 
 def sft_pools(rows: Sequence[dict], tok, max_len: int) -> list[tuple[list[int], list[list[int]], list[list[int]]]]:
     """Per problem: (prompt ids, [correct response ids], [incorrect response ids]), too-long ones dropped."""
+    from spo_cli.tokens import response_ids
+
     pools = []
     for row in rows:
         p = prompt_ids(tok, row["description"])
-        good = [response_ids(tok, s) for s in row["solutions"]["solution"]]
+        good = [response_ids(tok, s) for s in row["solutions"]["solution"]]  # complete: end with EOS
         bad = [response_ids(tok, s) for s in row["incorrect_solutions"]["solution"]]
         good = [r for r in good if len(p) + len(r) <= max_len]
         bad = [r for r in bad if len(p) + len(r) <= max_len]
@@ -247,18 +246,15 @@ def batches(pools, rng: random.Random, cfg: TinyConfig) -> Iterator[list[Example
 
 
 def collate(batch: Sequence[Example], pad_id: int):
-    """Right-padded input_ids, attention_mask and labels (-100 off the response)."""
+    """Right-padded input_ids, attention_mask and labels (-100 off the response), in the layout
+    of every teacher-forced batch (spo_cli.tokens.pack)."""
     import torch
 
-    width = max(len(e) for e in batch)
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)  # (B, T)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)  # (B, T)
-    labels = torch.full((len(batch), width), -100, dtype=torch.long)  # (B, T)
-    for i, e in enumerate(batch):
-        seq = e.prompt + e.response
-        ids[i, : len(seq)] = torch.tensor(seq)
-        mask[i, : len(seq)] = 1
-        labels[i, len(e.prompt) : len(seq)] = torch.tensor(e.response)
+    from spo_cli.tokens import IGNORE, pack
+
+    ids, mask, predicts = pack([e.prompt for e in batch], [e.response for e in batch], pad_id)  # (B, T) x2, (B, T-1)
+    labels = torch.full_like(ids, IGNORE)  # (B, T): labels[t] is the token at t, as HF shifts them
+    labels[:, 1:] = torch.where(predicts, ids[:, 1:], IGNORE)
     return ids, mask, labels
 
 

@@ -52,9 +52,9 @@ def main(
     from rich.progress import TextColumn
 
     from spo_cli.console import err, info, progress, quiet, warn
-    from spo_cli.errors import BadInput, SpoError
-    from spo_cli.judge import JudgeOptions, MissingProblem, SandboxPool, SandboxUnavailable
-    from spo_cli.judge import judge_stream
+    from spo_cli.errors import BadInput
+    from spo_cli.judge import JudgeOptions, MissingProblem, judge_stream
+    from spo_cli.judge.client import open_pool
     from spo_cli.streams import ReadStats, index_by, open_writer, read_records
 
     if sandbox not in ("auto", "namespaces", "bwrap"):
@@ -73,11 +73,7 @@ def main(
     pstats = ReadStats()
     by_id = index_by(read_records(problems, "problem", skip_invalid=skip_invalid, stats=pstats),
                      "id", "problem")
-    try:
-        pool = SandboxPool(jobs, python=python, unsafe_no_isolation=unsafe_no_isolation,
-                           sandbox=sandbox)
-    except SandboxUnavailable as e:
-        raise SpoError(str(e)) from None
+    pool = open_pool(opts, jobs)
     if pool.isolation == "none":
         warn("=" * 72)
         warn("NO ISOLATION: programs run with rlimits only (--unsafe-no-isolation). They can")

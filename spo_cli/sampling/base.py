@@ -88,13 +88,10 @@ class SampleOptions:
 
 
 def parse_temperature_range(text: str) -> tuple[float, float]:
-    """'0.2,1.2' -> (0.2, 1.2)."""
-    parts = text.replace(":", ",").split(",")
-    try:
-        lo, hi = (float(p) for p in parts)
-    except ValueError:
-        raise ValueError(f"want LO,HI (e.g. 0.2,1.2), got {text!r}") from None
-    return lo, hi
+    """'0.2,1.2' -> (0.2, 1.2): spo_cli.parsing.parse_range (BadInput naming the option)."""
+    from spo_cli.parsing import parse_range
+
+    return parse_range(text, "--temperature-range", lo=0)
 
 
 def _hash64(*parts: Any) -> int:
@@ -174,12 +171,21 @@ class Sampler:
         prefix is a longer prompt)."""
         return self._generate(rows) if rows else []
 
-    def rows(self, problems: Iterable[dict], n: int | None = None) -> list[Row]:
+    def score(self, prompt_ids: Sequence[int], response_ids: Sequence[int]) -> list[float] | None:
+        """The raw model's teacher-forced log-prob of each response token, or None when the
+        backend cannot compute them (PTS's log-prob split needs them)."""
+        return None
+
+    def formatter(self):
+        """The PromptFormatter of the current options: how this sampler formats a prompt."""
         from spo_cli.sampling.prompts import PromptFormatter
 
+        return PromptFormatter(self.tokenizer, system=self.opts.system, template=self.opts.template,
+                               use_chat_template=self.opts.use_chat_template)
+
+    def rows(self, problems: Iterable[dict], n: int | None = None) -> list[Row]:
         n = self.opts.n if n is None else n
-        fmt = PromptFormatter(self.tokenizer, system=self.opts.system, template=self.opts.template,
-                              use_chat_template=self.opts.use_chat_template)
+        fmt = self.formatter()
         out = []
         for problem in problems:
             pid = problem.get("id")
@@ -193,8 +199,9 @@ class Sampler:
 
     def decode(self, ids: Sequence[int]) -> str:
         """Response text: the decoded ids, special tokens (EOS) left out, spaces untouched."""
-        return self.tokenizer.decode(list(ids), skip_special_tokens=True,
-                                     clean_up_tokenization_spaces=False)
+        from spo_cli.tokens import decode_response
+
+        return decode_response(self.tokenizer, ids)
 
     def record(self, row: Row, gen: Generation) -> dict:
         from spo_cli.schema import new_trajectory

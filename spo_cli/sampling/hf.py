@@ -19,7 +19,7 @@ sampled token without keeping the logits of every step. The loop itself is the s
 
 The recorded `logprobs` are of the raw model (temperature 1, no top-p), see base.py; a
 teacher-forced forward pass of the same model on prompt_ids + response_ids gives the same numbers
-(tests/test_sample.py holds them to 1e-4 in fp32).
+(tests/test_sample.py holds them to 1e-4 in fp32, tests/test_tokens.py the trainer's).
 
 Departure from the paper: none in substance; the paper does not describe its sampler.
 """
@@ -27,24 +27,17 @@ Departure from the paper: none in substance; the paper does not describe its sam
 from __future__ import annotations
 
 import inspect
-from contextlib import contextmanager
 from typing import Any, Sequence
 
 import torch
 
 from spo_cli.errors import BadInput
 from spo_cli.sampling.base import Generation, Row, Sampler, SampleOptions
+from spo_cli.tokens import decode_response, eos_token_ids, eval_mode, logprobs_at, teacher_forced_logprobs
 
 # ----------------------------------------------------------------------------- the math
-
-
-def raw_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """log pi(x_t | x_<t) of the raw model: log_softmax of the logits (fp32) at the tokens.
-
-    logits (B, V), tokens (B,) -> (B,)
-    """
-    logp = torch.log_softmax(logits.float(), dim=-1)  # (B, V)
-    return logp.gather(1, tokens[:, None]).squeeze(1)  # (B,)
+# The recorded log-prob of a drawn token is spo_cli.tokens.logprobs_at (raw model, fp32), the
+# same function the trainer's teacher-forced pass uses.
 
 
 def top_p_filter(scores: torch.Tensor, top_p: float) -> torch.Tensor:
@@ -88,17 +81,6 @@ def draw_tokens(logits: torch.Tensor, temperature: torch.Tensor, top_p: float,
 # ----------------------------------------------------------------------------- model plumbing
 
 
-def eos_token_ids(model: Any, tokenizer: Any) -> set[int]:
-    """EOS ids: the model's generation config (an int or a list) plus the tokenizer's."""
-    ids: set[int] = set()
-    for src in (getattr(model, "generation_config", None), getattr(model, "config", None), tokenizer):
-        v = getattr(src, "eos_token_id", None) if src is not None else None
-        if v is None:
-            continue
-        ids.update([v] if isinstance(v, int) else list(v))
-    return ids
-
-
 def pick_device(device: str = "auto") -> torch.device:
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -135,17 +117,6 @@ def load_model(path: str, *, device: str = "auto", dtype: str = "auto"):
     return model.to(dev).eval(), tokenizer
 
 
-@contextmanager
-def eval_mode(model: torch.nn.Module):
-    """Eval mode (no dropout) for the duration; the trainer's mode is restored afterwards."""
-    was_training = model.training
-    model.eval()
-    try:
-        yield
-    finally:
-        model.train(was_training)
-
-
 def _new_cache(model: Any):
     from transformers import DynamicCache
 
@@ -173,7 +144,7 @@ class HFSampler(Sampler):
         params = inspect.signature(model.forward).parameters
         self._cache_kw = "cache" if "cache" in params else "past_key_values"
         self._keep_kw = next((k for k in ("logits_to_keep", "num_logits_to_keep") if k in params), None)
-        self.eos = eos_token_ids(model, tokenizer)
+        self.eos = eos_token_ids(getattr(model, "generation_config", None), model.config, tokenizer)
         self.max_positions = getattr(model.config, "max_position_embeddings", None)
         pad = getattr(tokenizer, "pad_token_id", None)
         self.pad_id = pad if pad is not None else (min(self.eos) if self.eos else 0)
@@ -187,6 +158,10 @@ class HFSampler(Sampler):
     @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
+
+    def score(self, prompt_ids: Sequence[int], response_ids: Sequence[int]) -> list[float]:
+        """Teacher-forced raw log-probs of the response tokens (the same numbers as sampling)."""
+        return teacher_forced_logprobs(self.model, [(prompt_ids, response_ids)], pad_id=self.pad_id)[0]
 
     # ------------------------------------------------------------------------- decoding
     def _row_budget(self, row: Row) -> int:
@@ -223,8 +198,7 @@ class HFSampler(Sampler):
     def _stopped(self, ids: list[int], window: int) -> bool:
         """Does a stop string end in the last `window` tokens? (Checked after every token, so a
         stop string that ended earlier was already caught.)"""
-        tail = self.tokenizer.decode(ids[-window:], skip_special_tokens=True,
-                                     clean_up_tokenization_spaces=False)
+        tail = decode_response(self.tokenizer, ids[-window:])
         return any(s in tail for s in self.opts.stop)
 
     def _generate_batch(self, rows: Sequence[Row], budgets: Sequence[int]) -> list[Generation]:
@@ -266,7 +240,7 @@ class HFSampler(Sampler):
         window = 4 * max((len(s) for s in self.opts.stop), default=0) + 2
         while True:
             tok = draw_tokens(logits, temps, self.opts.top_p, gens, noise)  # (b,)
-            lp = raw_logprobs(logits, tok)  # (b,)
+            lp = logprobs_at(logits, tok)  # (b,)
             keep = []
             for j, (t, l) in enumerate(zip(tok.tolist(), lp.tolist())):
                 ri = active[j]

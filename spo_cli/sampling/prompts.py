@@ -14,8 +14,9 @@ A Problem's `prompt` (text, or chat messages) becomes the text the model is cond
    on a different layout should be given a --template.
 
 The record's `prompt` is that formatted text and `prompt_ids` its tokens; the ids are
-authoritative (the text of a plain prompt does not show the BOS token that the ids start with).
-Offline data that a trainer wants to condition the same way should go through `format_prompt`.
+authoritative (the text of a plain prompt does not show the BOS token that the ids start with;
+`PromptFormatter.ids_of` turns such a text back into the same ids). This module is the one place
+a prompt is formatted or tokenised; spo_cli.tokens builds trajectories' ids on it.
 """
 
 from __future__ import annotations
@@ -65,15 +66,21 @@ def format_prompt(problem: dict, tokenizer: Any, *, system: str | None = None,
                   template: str | None = None, use_chat_template: bool = True) -> tuple[str, list[int]]:
     """(text, token ids) of the prompt the model is given for `problem` (see module docstring)."""
     msgs = build_messages(problem, system=system, template=template)
-    if use_chat_template and has_chat_template(tokenizer):
+    chat = use_chat_template and has_chat_template(tokenizer)
+    if chat:
         text = tokenizer.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
-        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     else:
         text = plain_text(msgs)
-        ids = tokenizer(text)["input_ids"]
+    return text, prompt_text_ids(tokenizer, text, chat=chat, what=f"problem {problem.get('id')!r}")
+
+
+def prompt_text_ids(tokenizer: Any, text: str, *, chat: bool, what: str = "a prompt") -> list[int]:
+    """Token ids of a formatted prompt text: a chat-template text already holds its special
+    tokens (none are added); a plain-template text gets the tokenizer's own (e.g. BOS)."""
+    ids = tokenizer(text, add_special_tokens=not chat)["input_ids"]
     if not ids:
-        raise BadInput(f"problem {problem.get('id')!r}: the prompt is empty after tokenization")
-    return text, list(ids)
+        raise BadInput(f"{what}: the prompt is empty after tokenization")
+    return list(ids)
 
 
 class PromptFormatter:
@@ -89,6 +96,10 @@ class PromptFormatter:
     def __call__(self, problem: dict) -> tuple[str, list[int]]:
         return format_prompt(problem, self.tokenizer, system=self.system, template=self.template,
                              use_chat_template=self.chat)
+
+    def ids_of(self, text: str) -> list[int]:
+        """Ids of a prompt text this formatter wrote (a record's `prompt`), tokenised as it was."""
+        return prompt_text_ids(self.tokenizer, text, chat=self.chat)
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:

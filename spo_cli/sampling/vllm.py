@@ -96,15 +96,13 @@ class VLLMSampler(Sampler):
                 raise SpoError(f"this vLLM ({getattr(vllm, '__version__', '?')}) has no logprobs_mode; "
                                "vLLM >= 0.10.1 is needed to record raw-model log-probs") from None
             raise
-        eos: set[int] = set()
+        from spo_cli.tokens import eos_token_ids
+
         try:
             gc = GenerationConfig.from_pretrained(path, local_files_only=True)
-            v = gc.eos_token_id
-            eos.update([] if v is None else [v] if isinstance(v, int) else v)
         except OSError:
-            pass
-        if tokenizer.eos_token_id is not None:
-            eos.add(tokenizer.eos_token_id)
+            gc = None
+        eos = eos_token_ids(gc, tokenizer)
         return cls(llm, tokenizer, opts, model_name=model_name or str(path), eos_ids=sorted(eos))
 
     def sampling_params(self, row: Row) -> dict:

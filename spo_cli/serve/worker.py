@@ -87,7 +87,7 @@ def _round_seed(seed: int, worker_id: str, rnd: int) -> int:
 class RolloutWorker:
     def __init__(self, sampler: Any, problems: dict[str, dict], opts: WorkerOptions | None = None, *,
                  pool: Any = None, lineage: str | None = None):
-        from spo_cli.judge.runner import JudgeOptions
+        from spo_cli.judge.client import Judge
 
         self.sampler = sampler
         self.model = sampler.model
@@ -96,12 +96,10 @@ class RolloutWorker:
         self.opts = opts = opts or WorkerOptions()
         self.rows = max(1, min(opts.rows, opts.queue_size))
         self.per_round = max(1, self.rows // opts.n)
-        self.judge_opts = JudgeOptions(time_scale=opts.time_scale)
+        self.judge = Judge(opts.judge_jobs, pool=pool, time_scale=opts.time_scale)  # borrows `pool` if given
         self.spec = spec_of(self.model.state_dict())
         self.max_weights_bytes = payload_bytes(self.spec) + (16 << 20)  # fp32 + header room
         self.dtype = str(next(iter(self.model.parameters())).dtype).replace("torch.", "")
-        self._pool = pool
-        self._own_pool = pool is None
         self._rng = random.Random(_round_seed(opts.seed, opts.worker_id, -1))
 
         self.cond = threading.Condition()
@@ -126,11 +124,8 @@ class RolloutWorker:
         """Ids of the problems whose prompt leaves the model room to answer (a round with one
         that does not would fail as a whole); the others are reported and never drawn."""
         from spo_cli.errors import BadInput
-        from spo_cli.sampling.prompts import PromptFormatter
 
-        o = self.sampler.opts
-        fmt = PromptFormatter(self.sampler.tokenizer, system=o.system, template=o.template,
-                              use_chat_template=o.use_chat_template)  # as Sampler.rows does
+        fmt = self.sampler.formatter()  # as Sampler.rows formats
         limit = getattr(self.sampler, "max_positions", None)
         ok, skipped = [], []
         for pid in sorted(problems):
@@ -152,10 +147,7 @@ class RolloutWorker:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "RolloutWorker":
-        if self._pool is None:
-            from spo_cli.judge.runner import SandboxPool
-
-            self._pool = SandboxPool(self.opts.judge_jobs)
+        self.judge.pool  # opened now: a machine without isolation fails here, not in a round
         self._thread = threading.Thread(target=self._loop, name="spo-rollouts", daemon=True)
         self._thread.start()
         return self
@@ -166,9 +158,7 @@ class RolloutWorker:
             self.cond.notify_all()
         if self._thread is not None:
             self._thread.join(timeout)
-        if self._own_pool and self._pool is not None:
-            self._pool.close()
-            self._pool = None
+        self.judge.close()
 
     @property
     def alive(self) -> bool:
@@ -208,7 +198,7 @@ class RolloutWorker:
     # ------------------------------------------------------------------ one round
     def run_round(self) -> int:
         """Sample, judge, spool and queue one round; returns how many were queued."""
-        from spo_cli.judge.runner import judge_stream
+        from spo_cli.judge.client import rollouts
         from spo_cli.streams import add_shard
 
         self._apply_pending()
@@ -220,9 +210,8 @@ class RolloutWorker:
         self.sampler.opts = self.sampler.opts.with_(seed=_round_seed(self.opts.seed, self.opts.worker_id, rnd),
                                                     policy_version=version,
                                                     source="ref" if self.opts.reference else "online")
-        trajs = self.sampler.sample(problems, self.opts.n)
-        judged = list(judge_stream(trajs, self.problems, self.judge_opts, jobs=self.opts.judge_jobs,
-                                   pool=self._pool))
+        got = rollouts(self.sampler, problems, self.judge, n=self.opts.n)
+        judged, usable = got.judged, got.usable
         for rec in judged:
             s = dict(rec.get("sampler") or {})
             s.update(worker=self.opts.worker_id, seq=self.seq, lineage=lineage)
@@ -231,11 +220,10 @@ class RolloutWorker:
         if self.opts.spool:
             add_shard(self.opts.spool, judged, prefix=f"rollouts-{self.opts.worker_id}-v{version:06d}")
             self.counts["spooled"] += len(judged)
-        usable = [r for r in judged if r.get("reward") is not None]
         now = time.time()
         with self.cond:
             self.counts["produced"] += len(judged)
-            self.counts["judge_errors"] += len(judged) - len(usable)
+            self.counts["judge_errors"] += got.judge_errors
             self._recent.append((now, len(judged)))
             if valid_for(lineage, version, *self.accepted):
                 self.queue.extend(usable)

@@ -4,11 +4,12 @@ An `Example` is what the learner needs of one trajectory: token ids of the forma
 of the response, the reward, V_hat of its problem, the data source, and what was recorded with it
 (behaviour log-probs, cached reference log-probs, Monte-Carlo targets, policy version).
 
-Tokenisation follows the sampler exactly: records whose `tokenizer` fingerprint matches the
-policy's keep their ids; anything else (offline text, human solutions, another model's samples)
-is re-tokenised: the prompt is formatted from the problem with the same PromptFormatter the
-sampler uses, and the response is tokenised and ended with EOS, so the policy learns to stop.
-Recorded log-probs of foreign ids are dropped (they are of another tokenisation).
+Token ids and log-probs come from spo_cli.tokens, the one definition shared with the sampler and
+PTS: records whose `tokenizer` fingerprint matches the policy's keep their ids; anything else
+(offline text, human solutions, another model's samples) is re-tokenised: the prompt formatted
+from the problem as the sampler formats it, the response ended with EOS unless it was cut at the
+token budget (the EOS rule, spo_cli/tokens.py). Recorded log-probs, reference log-probs and mc
+targets of foreign ids are dropped (they are of another tokenisation).
 """
 
 from __future__ import annotations
@@ -38,48 +39,26 @@ class Example:
 
 
 class Tokenizing:
-    """Turns trajectory records into Examples for one policy tokenizer."""
+    """Turns trajectory records into Examples for one policy tokenizer (ids by spo_cli.tokens)."""
 
     def __init__(self, tokenizer: Any, formatter: Any, fingerprint: str, problems: dict[str, dict] | None,
                  max_len: int):
-        self.tokenizer = tokenizer
-        self.formatter = formatter
-        self.fingerprint = fingerprint
+        from spo_cli.tokens import Tokens
+
+        self.tokens = Tokens(tokenizer, formatter, fingerprint)
         self.problems = problems or {}
         self.max_len = max_len
-        self.eos = tokenizer.eos_token_id
-        self._prompt_cache: dict[str, list[int]] = {}
         self.truncated = 0
-
-    def prompt_ids(self, rec: dict) -> list[int]:
-        pid = rec["problem_id"]
-        problem = self.problems.get(pid)
-        if problem is not None:
-            ids = self._prompt_cache.get(pid)
-            if ids is None:
-                ids = self.formatter(problem)[1]
-                self._prompt_cache[pid] = ids
-            return ids
-        prompt = rec["prompt"]
-        if isinstance(prompt, list):
-            return list(self.tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True))
-        return list(self.tokenizer(prompt, add_special_tokens=False)["input_ids"])
 
     def __call__(self, rec: dict, v_hat: float, source: str | None = None) -> Example:
         reward = rec.get("reward")
         if reward is None:
             raise BadInput(f"trajectory {rec.get('id')} of problem {rec['problem_id']} is not judged (reward null)")
-        same = rec.get("tokenizer") == self.fingerprint and rec.get("response_ids") is not None \
-            and rec.get("prompt_ids") is not None
-        if same:
-            p_ids, r_ids = list(rec["prompt_ids"]), list(rec["response_ids"])
-            logprobs, ref = rec.get("logprobs"), rec.get("ref_logprobs")
-            mc = rec.get("mc")
+        ids = self.tokens.trajectory(rec, self.problems.get(rec["problem_id"]))
+        p_ids, r_ids = ids.prompt_ids, ids.response_ids
+        if ids.reused:
+            logprobs, ref, mc = rec.get("logprobs"), rec.get("ref_logprobs"), rec.get("mc")
         else:
-            p_ids = self.prompt_ids(rec)
-            r_ids = list(self.tokenizer(rec["response"], add_special_tokens=False)["input_ids"])
-            if self.eos is not None:
-                r_ids.append(self.eos)
             logprobs = ref = mc = None  # they belong to another tokenisation
         budget = self.max_len - len(p_ids)
         if budget < 1:
@@ -133,17 +112,10 @@ def _scatter(values: Sequence[Sequence[float]], examples: Sequence[Example], sha
 
 
 def collate(examples: Sequence[Example], pad_id: int, device: torch.device | str = "cpu") -> Batch:
-    lengths = [len(e.prompt_ids) + len(e.response_ids) for e in examples]
-    L = max(lengths)
-    ids = torch.full((len(examples), L), pad_id, dtype=torch.long)
-    att = torch.zeros((len(examples), L), dtype=torch.long)
-    mask = torch.zeros((len(examples), L - 1), dtype=torch.bool)
-    for i, e in enumerate(examples):
-        seq = e.prompt_ids + e.response_ids
-        ids[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
-        att[i, : len(seq)] = 1
-        p = len(e.prompt_ids)
-        mask[i, p - 1: p - 1 + len(e.response_ids)] = True
+    from spo_cli.tokens import pack
+
+    L = max(len(e.prompt_ids) + len(e.response_ids) for e in examples)
+    ids, att, mask = pack([e.prompt_ids for e in examples], [e.response_ids for e in examples], pad_id)
     ref = None
     if all(e.ref_logprobs is not None for e in examples):
         ref = _scatter([e.ref_logprobs for e in examples], examples, (len(examples), L - 1)).to(device)
@@ -160,28 +132,12 @@ def collate(examples: Sequence[Example], pad_id: int, device: torch.device | str
 
 def token_logprobs(model: Any, batch: Batch, *, with_entropy: bool = False,
                    entropy_rows: int = 2) -> tuple[Tensor, Tensor | None]:
-    """log pi(x_t | x_<t) of every next token, from one forward pass (raw model, T = 1, fp32).
+    """log pi(x_t | x_<t) of every next token of the batch, from one forward pass (raw model,
+    T = 1, fp32): spo_cli.tokens.forward_logprobs, the same distribution the sampler records.
 
-    -> logp (B, L-1) and, if asked, the entropy of the next-token distribution (R, L-1) of the
-    first R = entropy_rows rows, detached: a metric, estimated on a few rows because a full-vocab
-    pass over the whole batch costs as much as the loss itself.
-    This is the same distribution the sampler records (spo_cli/sampling/base.py).
+    -> logp (B, L-1) and, if asked, the detached entropy (R, L-1) of the first R = entropy_rows rows.
     """
-    out = model(input_ids=batch.input_ids, attention_mask=batch.attention, use_cache=False)
-    logits = out.logits  # (B, L, V), contiguous: flattening it is a view, not a copy
-    if logits.dtype != torch.float32:
-        logits = logits.float()
-    # log_softmax at the taken token only, through the fused cross-entropy kernel (no (B, L, V)
-    # log-prob tensor, and the cheapest backward torch has for it). Position t predicts token
-    # t+1; the last position predicts nothing (ignored) and is dropped.
-    target = torch.nn.functional.pad(batch.input_ids[:, 1:], (0, 1), value=-100)  # (B, L)
-    logp = -torch.nn.functional.cross_entropy(logits.flatten(0, 1), target.flatten(),
-                                              reduction="none").view_as(target)[:, :-1]
-    logits = logits[:, :-1]
-    ent = None
-    if with_entropy:
-        with torch.no_grad():
-            few = logits[:entropy_rows].detach()  # (R, L-1, V)
-            logp_few = torch.log_softmax(few, dim=-1)
-            ent = -(logp_few.exp() * logp_few).sum(-1)  # (R, L-1)
-    return logp, ent
+    from spo_cli.tokens import forward_logprobs
+
+    return forward_logprobs(model, batch.input_ids, batch.attention, with_entropy=with_entropy,
+                            entropy_rows=entropy_rows)
