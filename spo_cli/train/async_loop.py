@@ -370,11 +370,11 @@ def main(argv: list[str] | None = None) -> int:
     (spo_cli/train/launch.py writes SPEC: the train config, the async config, resume)."""
     import signal
 
-    from spo_cli.cli import _quiet_libraries, _on_sigterm
     from spo_cli.console import error
+    from spo_cli.runtime import on_sigterm, quiet_libraries
 
-    _quiet_libraries()
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    quiet_libraries()
+    signal.signal(signal.SIGTERM, on_sigterm)
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         error("usage: python -m spo_cli.train.async_loop SPEC.json")
