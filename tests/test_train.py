@@ -187,15 +187,15 @@ def test_ppo_corrects_stale_rollouts_with_importance_weights(world, tmp_path):
         return Example(problem_id="p0", prompt_ids=[1, 7, 9], response_ids=r, reward=1.0, v_hat=0.0,
                        source="online", logprobs=(-torch.rand(6, generator=g) * 4).tolist(), policy_version=version)
 
-    trainer.policy_version = 5
-    fresh = trainer.ppo_step([ex(4), ex(5), ex(5), ex(4)])
+    trainer.run.policy_version = 5
+    fresh = trainer.learn([ex(4), ex(5), ex(5), ex(4)])  # the PPO step
     assert fresh["stale_rows"] == 0 and "importance_weight" not in fresh
-    trainer.optimizer.zero_grad()
-    stale = trainer.ppo_step([ex(0), ex(5), ex(1), ex(5)])
+    trainer.run.optimizer.zero_grad()
+    stale = trainer.learn([ex(0), ex(5), ex(1), ex(5)])
     assert stale["stale_rows"] == 2
     # weights pi_now / pi_behaviour of made-up behaviour log-probs: far from 1, finite, truncated
     assert 0 < stale["importance_weight"] <= c.max_importance_weight and stale["importance_weight"] != 1.0
-    assert all(torch.isfinite(p.grad).all() for p in trainer.policy.parameters() if p.grad is not None)
+    assert all(torch.isfinite(p.grad).all() for p in trainer.run.policy.parameters() if p.grad is not None)
 
 
 def test_missing_values_can_be_estimated_on_demand(world, tmp_path):
@@ -204,9 +204,10 @@ def test_missing_values_can_be_estimated_on_demand(world, tmp_path):
     c = cfg(world, tmp_path / "run", values=[], missing_value="estimate", value_k=3)
     trainer = Trainer(c)
     try:
-        v = trainer._v_hat("p2")  # estimated from 3 judged reference samples, then cached
-        rec = trainer.values["p2"]
+        values = trainer.run.values
+        v = trainer.run.v_hat("p2")  # estimated from 3 judged reference samples, then cached
+        rec = values["p2"]
         assert rec["k"] == 3 and rec["estimated_on_demand"] and -1.0 <= v <= 0.0
-        assert trainer.values.estimated == {"p2"}
+        assert values.estimated == {"p2"}
     finally:
         trainer.close()
