@@ -30,7 +30,7 @@ import typer
 def field_docs(cls: type) -> dict[str, str]:
     """The attribute docstring under each field of a dataclass, whitespace collapsed."""
     body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body
-    return {a.target.id: " ".join(b.value.value.split()) for a, b in zip(body, body[1:])
+    return {a.target.id: " ".join(b.value.value.split()) for a, b in zip(body, body[1:], strict=False)
             if isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name)
             and isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant) and isinstance(b.value.value, str)}
 

@@ -1,4 +1,4 @@
-"""The asynchronous learner of `spo train --async`: the same loop, fed by rollout workers, under accelerate.
+"""The learner of `spo train --async`: the same loop, fed by rollout workers, under accelerate.
 
     trainer = AsyncTrainer(cfg, AsyncConfig(workers=["http://w1:8471", "http://w2:8471"]))
     for metrics in trainer.steps():   # every process iterates; the main process logs
@@ -18,8 +18,9 @@ nothing else does:
   drops rollouts staler than N before the batch is formed (`rollouts_dropped_stale`; they stay in
   the workers' spools). Rollouts from an abandoned future (a learner resumed at an earlier step)
   or from another run's lineage are always dropped (`rollouts_dropped_foreign`).
-- PPO needs nothing extra: its step (spo_cli/train/algos.py) already applies the decoupled-PPO correction to rows
-  more than one version stale (MATH.md section 9), from the log-probs the workers record.
+- PPO needs nothing extra: its step (spo_cli/train/algos.py) already applies the decoupled-PPO
+  correction to rows more than one version stale (MATH.md section 9), from the log-probs the
+  workers record.
 - Models and optimiser are wrapped by accelerate (DDP over gloo on CPU, NCCL on GPUs). The batch
   size is global: each process takes batch_size / processes rows; DDP averages the gradients.
   Checkpoints are written by the main process, as ordinary ones; --resume works as before.

@@ -313,7 +313,8 @@ class LocalRollouts:
 
     def checkpoint(self) -> tuple[dict, dict]:
         lagging = self.behaviour is not self.run.policy and self.version != self.run.policy_version
-        return {"behaviour_version": self.version}, {"behaviour.safetensors": self.behaviour.state_dict()} if lagging else {}
+        tensors = {"behaviour.safetensors": self.behaviour.state_dict()} if lagging else {}
+        return {"behaviour_version": self.version}, tensors
 
     def close(self) -> None:
         if self._pool is not None:

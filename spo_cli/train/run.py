@@ -27,7 +27,7 @@ def _trim_metrics(path: Path, step: int) -> None:
         except orjson.JSONDecodeError:
             break  # a torn last line from a crash
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(b"".join(l + b"\n" for l in keep))
+    tmp.write_bytes(b"".join(line + b"\n" for line in keep))
     os.replace(tmp, path)
 
 
