@@ -249,7 +249,6 @@ class LocalRollouts:
                 self.behaviour.load_state_dict(ckpt.load_tensors(saved) if saved.exists() else run.policy.state_dict(),
                                                strict=True)
                 self.version = run.resumed.behaviour_version
-        self._pool = None
 
     def describe(self) -> str:
         run, c = self.run, self.run.cfg
@@ -278,7 +277,7 @@ class LocalRollouts:
     def online(self, step: int) -> tuple[list[Example], dict, list[dict]]:
         """Sample and judge this step's online rollouts with the behaviour policy -> the usable
         examples, timing metrics, and every judged record (for run/corpus/)."""
-        from spo_cli.judge.runner import JudgeOptions, judge_stream
+        from spo_cli.judge.client import rollouts
         from spo_cli.sampling.base import SampleOptions
         from spo_cli.sampling.hf import HFSampler
 
@@ -290,26 +289,10 @@ class LocalRollouts:
         opts = SampleOptions(n=cfg.online_n, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
                              seed=step_seed(cfg.seed, step, "online-sample"), source="online",
                              policy_version=self.version, batch_size=max(1, run.n_on), **self.temperature)
-        t0 = time.perf_counter()
         sampler = HFSampler(self.behaviour, run.tokenizer, opts, model_name=f"{cfg.out}@{self.version}")
-        trajs = sampler.sample(problems)
-        t1 = time.perf_counter()
-        # duplicate problems in one step: judge against the same record
-        judged = list(judge_stream(trajs, run.problems, JudgeOptions(time_scale=cfg.time_scale),
-                                   jobs=cfg.judge_jobs, pool=self.pool))
-        t2 = time.perf_counter()
-        usable = [rec for rec in judged if rec.get("reward") is not None]  # a judge error (JE) is no evidence
-        n_tok = sum(len(t["response_ids"]) for t in trajs)
-        return run.examples(usable, "online"), {"sample_s": t1 - t0, "judge_s": t2 - t1, "sample_tokens": n_tok,
-                                                "judge_errors": len(judged) - len(usable)}, judged
-
-    @property
-    def pool(self):
-        if self._pool is None:
-            from spo_cli.judge.runner import SandboxPool
-
-            self._pool = SandboxPool(self.run.cfg.judge_jobs)
-        return self._pool
+        r = rollouts(sampler, problems, run.judge)
+        return run.examples(r.usable, "online"), {"sample_s": r.sample_s, "judge_s": r.judge_s,
+                                                  "sample_tokens": r.tokens, "judge_errors": r.judge_errors}, r.judged
 
     def checkpoint(self) -> tuple[dict, dict]:
         lagging = self.behaviour is not self.run.policy and self.version != self.run.policy_version
@@ -317,6 +300,4 @@ class LocalRollouts:
         return {"behaviour_version": self.version}, tensors
 
     def close(self) -> None:
-        if self._pool is not None:
-            self._pool.close()
-            self._pool = None
+        pass  # the run's judge closes with the run

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from spo_cli.errors import BadInput
+from spo_cli.judge.client import Judge
 from spo_cli.streams import index_by, read_records
 from spo_cli.train import checkpoint as ckpt
 from spo_cli.train.algos import Algorithm, ValueModel, algorithm
@@ -95,7 +96,7 @@ class Run:
     resumed: Resumed | None = None
     step: int = 0
     policy_version: int = 0
-    value_judge: Any = field(default=None, repr=False)  # judges reference samples for --missing-value estimate
+    judge: Any = field(default=None, repr=False)  # the run's judge client: online rollouts, --missing-value estimate
 
     @property
     def out(self) -> Path:
@@ -134,9 +135,9 @@ class Run:
         return [self.tok(r, self.v_hat(r["problem_id"]), r.get("source") or source) for r in records]
 
     def close(self) -> None:
-        if self.value_judge is not None:
-            self.value_judge.close()
-            self.value_judge = None
+        if self.judge is not None:
+            self.judge.close()
+            self.judge = None
 
 
 # ---------------------------------------------------------------------- before anything is loaded
@@ -186,7 +187,8 @@ def setup(cfg: TrainConfig, *, resume: bool = False) -> Run:
     fingerprint = tokenizer_fingerprint(tokenizer)
     reference = Reference(cfg.model, device)
     problems = load_problems(cfg)
-    values, value_judge = load_values(cfg, problems, reference, tokenizer) if algo.uses_values else (None, None)
+    judge = Judge(cfg.judge_jobs, time_scale=cfg.time_scale)  # opens its sandbox pool on first use
+    values = load_values(cfg, problems, reference, tokenizer, judge) if algo.uses_values else None
     tok = Tokenizing(tokenizer, PromptFormatter(tokenizer), fingerprint, problems, cfg.max_len)
     objective = algo.objective(cfg) if algo.objective else None
     files, offline = offline_stream(cfg, resumed) if cfg.split()[0] else ([], None)
@@ -196,7 +198,7 @@ def setup(cfg: TrainConfig, *, resume: bool = False) -> Run:
     run = Run(cfg=cfg, algo=algo, device=device, tokenizer=tokenizer, fingerprint=fingerprint, policy=policy,
               reference=reference, problems=problems, values=values, tok=tok, objective=objective,
               value_model=value_model, offline=offline, offline_files=files, optimizer=optimizer,
-              scheduler=scheduler, resumed=resumed, value_judge=value_judge)
+              scheduler=scheduler, resumed=resumed, judge=judge)
     if resumed:
         restore(run, resumed)
     out.mkdir(parents=True, exist_ok=True)
@@ -251,26 +253,25 @@ def load_problems(cfg: TrainConfig) -> dict[str, dict]:
     return problems
 
 
-def load_values(cfg: TrainConfig, problems: dict[str, dict], reference: Reference, tokenizer: Any):
-    """V_hat(x0) by problem (spo_cli.values), and the judge it estimates with (or None). A missing
-    value follows --missing-value: an error naming the problem, a fallback, or an estimate from
-    --value-k reference samples, judged when first needed."""
+def load_values(cfg: TrainConfig, problems: dict[str, dict], reference: Reference, tokenizer: Any, judge: Judge):
+    """V_hat(x0) by problem (spo_cli.values). A missing value follows --missing-value: an error
+    naming the problem, a fallback, or an estimate from --value-k reference samples, judged by
+    `judge` when first needed."""
     from spo_cli.sampling.base import SampleOptions
     from spo_cli.sampling.hf import HFSampler
-    from spo_cli.values import Judge, load_values, parse_missing_value, value_estimator
+    from spo_cli.values import load_values, parse_missing_value, value_estimator
 
     try:
         missing = parse_missing_value(cfg.missing_value)
     except ValueError as e:
         raise BadInput(f"--missing-value: {e}") from None
-    estimator = judge = None
+    estimator = None
     if missing.policy == "estimate":
         opts = SampleOptions(n=cfg.value_k, temperature=1.0, max_new_tokens=cfg.max_new_tokens, seed=cfg.seed,
                              source="ref")
-        judge = Judge(cfg.judge_jobs, time_scale=cfg.time_scale)
         estimator = value_estimator(HFSampler(reference, tokenizer, opts, model_name=cfg.model), judge, problems,
                                     k=cfg.value_k, beta=cfg.beta)
-    return load_values(cfg.values or [], missing=missing, beta=cfg.beta, estimator=estimator), judge
+    return load_values(cfg.values or [], missing=missing, beta=cfg.beta, estimator=estimator)
 
 
 def offline_stream(cfg: TrainConfig, resumed: Resumed | None) -> tuple[list[str], OfflineStream]:
