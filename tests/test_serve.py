@@ -22,7 +22,7 @@ from spo_cli.serve.auth import authorized, check_bind, is_loopback, resolve_toke
 from spo_cli.errors import SpoError
 from spo_cli.serve.client import WorkerClient, WorkerLinks, WorkerRefused
 from spo_cli.serve.server import WorkerServer
-from spo_cli.serve.weights import WeightsError, check_fits, decode, encode, snapshot, spec_of
+from spo_cli.serve.weights import WeightsError, check_fits, decode, encode, snapshot, spec_of, write_file
 from spo_cli.serve.worker import RolloutWorker, WorkerOptions, valid_for
 from spo_cli.streams import read_records
 from tests.waiting import wait_until
@@ -371,7 +371,7 @@ def test_links_carry_on_past_dead_and_hung_workers(make_worker, serve):
     links = WorkerLinks([dead, f"http://127.0.0.1:{hung.getsockname()[1]}", srv.url], None, lineage="run-t",
                         prefetch=4, timeout=1.0, take_wait=0.2, backoff=(0.1, 0.4)).start()
     try:
-        links.publish(snapshot(w.model.state_dict()), 0)
+        links.publish(write_file(w.model.state_dict(), links.weights_path(0)), 0)
         got, dropped = links.get(4, timeout=90)
         assert len(got) == 4 and not dropped
         assert {r["sampler"]["worker"] for r in got} == {w.opts.worker_id}
@@ -392,7 +392,7 @@ def test_links_reconnect_to_a_restarted_worker_and_resend_weights(make_worker, s
                         backoff=(0.1, 0.5), heartbeat=0.5).start()
     try:
         new = {k: v + 0.01 for k, v in snapshot(w1.model.state_dict()).items()}
-        links.publish(new, 4)
+        links.publish(write_file(new, links.weights_path(4)), 4)  # streamed from the file, cast to the worker's dtype
         wait_until(lambda: w1.health()["accepted_version"] == 4, what="the first push")
         srv1.shutdown()
         srv1.server_close()

@@ -38,23 +38,21 @@ def main(**kwargs) -> None:
     Writes a run directory: config.json, metrics.jsonl (one JSON object per step), checkpoints/
     (Hugging Face model directories plus optimiser, scheduler, RNG and data position, written
     atomically) and corpus/ (the online rollouts, as offline data for the next run). Metrics also
-    stream to stdout as JSON lines; a progress display goes to stderr.
+    stream to stdout as JSON lines; a progress display goes to stderr. Several learner processes
+    (DDP, or FSDP2 sharding) are launched with accelerate: --num-processes, --accelerate-config,
+    --accelerate-arg.
 
     Example (half-online SPO on the built-in benchmark):
     spo train -m MODEL -p train.jsonl --values values.jsonl --offline corpus/ --offline-ratio 0.5
     """
     from spo_cli.errors import BadInput
     from spo_cli.train.launch import launch
-    from spo_cli.train.run import run
 
     resume, use_async = kwargs.pop("resume"), kwargs.pop("async_")
     cfg, acfg, lcfg = take(TrainConfig, kwargs), take(AsyncConfig, kwargs), take(LaunchConfig, kwargs)
-    if use_async:
-        return launch(cfg, acfg, lcfg, resume=resume)
-    given = changed(acfg) + changed(lcfg)
-    if given:
-        raise BadInput(f"{given[0]} needs --async")
-    run(cfg, resume=resume)
+    if not use_async and changed(acfg):
+        raise BadInput(f"{changed(acfg)[0]} needs --async")
+    launch(cfg, acfg if use_async else None, lcfg, resume=resume)
 
 
 main.__signature__ = inspect.Signature(_options())  # type: ignore[attr-defined]

@@ -3,15 +3,22 @@
     client = WorkerClient("http://10.0.0.5:8471", token)
     client.health(); client.take(32, wait_s=1.0); client.push_bytes(data, version, lineage)
 
-    links = WorkerLinks(urls, token, lineage="run-7f3a", prefetch=64)
+    links = WorkerLinks(urls, token, lineage="run-7f3a", prefetch=64, publish_dir="run/.published")
     links.start()
-    links.publish(snapshot, version=10)      # every link pushes it to its worker (latest wins)
+    path = links.weights_path(10)            # where to write version 10's safetensors file
+    links.publish(path, version=10)          # every link pushes it to its worker (latest wins)
     batch, dropped = links.get(64, timeout=600, keep=rule)   # judged rollouts, oldest first
     links.close()
 
 Each worker has a link: a thread that pushes the newest published weights to its worker before
 taking anything else from it, and otherwise keeps a small shared buffer filled with rollouts
 (about one step's worth: rollouts wait in the workers' queues, not here, so they age less).
+
+Published weights are files (the learner streams them to disk tensor by tensor): with
+--weights-via path a file under the shared --weights-dir whose path is sent; over HTTP the file is
+streamed as the request body, cast to the worker's dtype tensor by tensor, so neither side of the
+learner holds a whole extra copy of the model in memory. The last three files are kept (a worker
+may still be reading one).
 
 Failures (Sec "Failure behaviour" of docs/async.md): a worker that refuses connections, answers
 with a server error, or does not answer within `timeout` seconds (a hang) is marked down and
@@ -71,12 +78,13 @@ class WorkerClient:
         self.token = token
         self.timeout = timeout
 
-    def _call(self, method: str, path: str, body: bytes | None = None, ctype: str | None = None,
-              headers: dict | None = None, wait: float = 0.0) -> dict:
+    def _call(self, method: str, path: str, body: Any = None, ctype: str | None = None,
+              headers: dict | None = None, wait: float = 0.0, length: int | None = None) -> dict:
+        """One request; body: bytes, or an iterable of byte chunks with its total `length`."""
         hdrs = {**bearer(self.token), **(headers or {})}
         if body is not None:
             hdrs["Content-Type"] = ctype or "application/json"
-            hdrs["Content-Length"] = str(len(body))
+            hdrs["Content-Length"] = str(len(body) if length is None else length)
         conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout + wait)
         try:
             conn.request(method, path, body=body, headers=hdrs)
@@ -111,6 +119,14 @@ class WorkerClient:
         return self._call("POST", "/weights", data, "application/octet-stream",
                           {H_VERSION: str(version), H_LINEAGE: lineage}, wait=len(data) / 50e6)
 
+    def push_file(self, path: str | Path, version: int, lineage: str, dtype: Any = None) -> dict:
+        """Send a safetensors file as the request body, read (and cast to dtype) tensor by tensor."""
+        from spo_cli.serve.weights import stream_file
+
+        length, chunks = stream_file(path, dtype)
+        return self._call("POST", "/weights", chunks, "application/octet-stream",
+                          {H_VERSION: str(version), H_LINEAGE: lineage}, wait=length / 50e6, length=length)
+
     def push_path(self, path: str, version: int, lineage: str) -> dict:
         body = orjson.dumps({"path": str(path), "version": version, "lineage": lineage})
         return self._call("POST", "/weights", body, wait=60.0)
@@ -135,7 +151,7 @@ class WorkerLinks:
     def __init__(self, urls: list[str], token: str | None, *, lineage: str, prefetch: int,
                  timeout: float = 60.0, take_wait: float = 1.0, backoff: tuple[float, float] = (1.0, 30.0),
                  weights_via: str = "http", weights_dir: str | None = None, tokenizer: str | None = None,
-                 heartbeat: float = 5.0):
+                 heartbeat: float = 5.0, publish_dir: str | None = None):
         if not urls:
             raise BadInput("--async needs at least one worker (--workers URL[,URL...])")
         if weights_via not in ("http", "path"):
@@ -152,14 +168,23 @@ class WorkerLinks:
         self.backoff = backoff
         self.weights_via = weights_via
         self.weights_dir = Path(weights_dir) if weights_dir else None
+        # where published files are written: the shared directory (path), else a local one (http)
+        self._tmp = None
+        if weights_via == "path":
+            self.publish_dir = self.weights_dir
+        elif publish_dir:
+            self.publish_dir = Path(publish_dir)
+        else:
+            import tempfile
+
+            self._tmp = tempfile.TemporaryDirectory(prefix="spo-published-")
+            self.publish_dir = Path(self._tmp.name)
         self.tokenizer = tokenizer
         self.cond = threading.Condition()
         self.buffer: list[dict] = []
         self.fatal: str | None = None
         self._closed = False
-        self._latest: tuple[int, dict] | None = None  # (version, CPU tensors)
-        self._encoded: dict[tuple[int, str], Any] = {}  # (version, dtype or "path") -> bytes / path
-        self._enc_lock = threading.Lock()
+        self._latest: tuple[int, Path] | None = None  # (version, its safetensors file)
         self.pushes = 0
 
     # ------------------------------------------------------------------ control
@@ -177,12 +202,23 @@ class WorkerLinks:
         for link in self.links:
             if link.thread is not None:
                 link.thread.join(5.0)
+        if self._tmp is not None:
+            self._tmp.cleanup()
 
-    def publish(self, tensors: dict, version: int) -> None:
-        """Make `tensors` (CPU copies; not modified afterwards) the weights every worker gets."""
+    def weights_path(self, version: int) -> Path:
+        """Where the learner writes the file of a version's weights (then passes it to publish)."""
+        self.publish_dir.mkdir(parents=True, exist_ok=True)
+        return self.publish_dir / f"{self.lineage}-v{int(version):08d}.safetensors"
+
+    def publish(self, path: str | Path, version: int) -> None:
+        """Make the safetensors file at `path` (complete; not changed afterwards) the weights every
+        worker gets. Older files of this lineage but the last three are removed."""
         with self.cond:
-            self._latest = (int(version), tensors)
+            self._latest = (int(version), Path(path))
             self.cond.notify_all()
+        olds = sorted(Path(path).parent.glob(f"{self.lineage}-v*.safetensors"))
+        for old in olds[:-3]:  # workers may still be reading the last few
+            old.unlink(missing_ok=True)
 
     @property
     def all_down(self) -> bool:
@@ -219,28 +255,6 @@ class WorkerLinks:
                 self.cond.wait(min(left, 0.5))
 
     # ------------------------------------------------------------------ one link
-    def _payload(self, version: int, tensors: dict, dtype: str) -> Any:
-        """The encoded weights for a dtype (http) or the shared file (path), made once."""
-        from spo_cli.serve.weights import encode, write_file
-        import torch
-
-        key = (version, "path" if self.weights_via == "path" else dtype)
-        with self._enc_lock:
-            if key in self._encoded:
-                return self._encoded[key]
-            meta = {"policy_version": version, "lineage": self.lineage}
-            if self.weights_via == "path":
-                path = self.weights_dir / f"{self.lineage}-v{version:08d}.safetensors"
-                value: Any = str(write_file(tensors, path, meta=meta))
-                olds = sorted(self.weights_dir.glob(f"{self.lineage}-v*.safetensors"))
-                for old in olds[:-3]:  # workers may still be reading the last few
-                    old.unlink(missing_ok=True)
-            else:
-                value = encode(tensors, getattr(torch, dtype, None), meta)
-            self._encoded = {k: v for k, v in self._encoded.items() if k[0] == version}
-            self._encoded[key] = value
-            return value
-
     def _heard(self, link: _Link, h: dict) -> None:
         link.health, link.dtype = h, str(h.get("dtype") or link.dtype)
         if (h.get("accepted_lineage"), h.get("accepted_version")) != (self.lineage, link.acked):
@@ -287,12 +301,13 @@ class WorkerLinks:
                     if idle:
                         continue
                 if latest is not None and link.acked != latest[0]:
-                    version, tensors = latest
-                    payload = self._payload(version, tensors, link.dtype)
+                    version, path = latest
                     if self.weights_via == "path":
-                        c.push_path(payload, version, self.lineage)
+                        c.push_path(str(path), version, self.lineage)
                     else:
-                        c.push_bytes(payload, version, self.lineage)
+                        import torch
+
+                        c.push_file(path, version, self.lineage, getattr(torch, link.dtype, None))
                     link.acked = version
                     self.pushes += 1
                     continue

@@ -128,18 +128,20 @@ def spo_step(run: "Run", examples: list[Example]) -> dict:
 class ValueModel(torch.nn.Module):
     """PPO's value model: a transformer (a copy of the reference's) with a scalar head."""
 
-    def __init__(self, backbone: torch.nn.Module, hidden: int):
+    def __init__(self, backbone: torch.nn.Module):
         super().__init__()
         self.backbone = backbone
-        self.head = torch.nn.Linear(hidden, 1)
+        self.head = torch.nn.Linear(backbone.config.hidden_size, 1)
         torch.nn.init.zeros_(self.head.weight)
         torch.nn.init.zeros_(self.head.bias)
+        # FSDP wraps each decoder layer in its own unit, as for the policy (spo_cli/train/processes.py)
+        self._no_split_modules = list(getattr(backbone, "_no_split_modules", None) or [])
 
     @classmethod
-    def from_reference(cls, model_dir: str, hidden: int) -> "ValueModel":
+    def from_reference(cls, model_dir: str) -> "ValueModel":
         from transformers import AutoModel
 
-        return cls(AutoModel.from_pretrained(model_dir, dtype=torch.float32), hidden)
+        return cls(AutoModel.from_pretrained(model_dir, dtype=torch.float32))
 
     def forward(self, input_ids, attention_mask):  # -> (B, L) value of the state after each token
         h = self.backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
@@ -166,11 +168,13 @@ def ppo_step(run: "Run", examples: list[Example]) -> dict:
     behaviour = batch.behaviour_logp  # (B, L-1)
     stale = torch.tensor([run.policy_version - e.policy_version > 1 for e in examples], device=run.device)  # (B,)
     weights = None
+    now = None
+    if run.procs.must_run(bool(stale.any())):  # under FSDP every process runs it if one needs it
+        with torch.no_grad(), run.autocast():
+            now, _ = token_logprobs(run.policy, batch)
     if bool(stale.any()):
         # Decoupled PPO (MATH.md 9): clip against the current policy (pi_old), and correct
         # pi_old vs the stale behaviour policy with per-token importance weights.
-        with torch.no_grad(), run.autocast():
-            now, _ = token_logprobs(run.policy, batch)
         old = torch.where(stale.unsqueeze(-1), now.float(), behaviour)
         weights = importance_weights(old, behaviour, batch.mask, stale=stale,
                                      max_weight=cfg.max_importance_weight)

@@ -5,14 +5,18 @@
         ...
 
 AsyncTrainer is spo_cli/train/loop.py's Learner with another data source (WorkerRollouts instead of
-LocalRollouts) and several processes (Processes instead of OneProcess). What that changes, and
-nothing else does:
+LocalRollouts), always in accelerate-launched processes (spo_cli/train/processes.py: one, DDP or
+FSDP2). What that changes, and nothing else does:
 - Online rollouts come from `spo sample --serve` workers (spo_cli/serve), which sample and judge
   continuously. The main process pulls them (WorkerLinks), takes the step's offline records, and
-  hands every learner process its share: the same number of offline and of online rows each.
+  hands the step to every learner process (each learns from its block of rows).
 - Weights go out every `model_update_interval` steps (and once when a learner starts or resumes):
-  the main process publishes a CPU snapshot; links push it to every worker (safetensors, over
-  HTTP or via shared storage) while training goes on. Workers load it between sampling rounds.
+  the processes gather the policy one tensor at a time (under FSDP each tensor is all-gathered)
+  and the main process streams it into a safetensors file (on shared storage with
+  --weights-via path, else in run/.published/): no process ever holds a second whole copy of the
+  model, however large. Links push the file to every worker (over HTTP, read and cast to the
+  worker's dtype tensor by tensor, or by its path) while training goes on. Workers load it
+  between sampling rounds.
 - Staleness = learner version - the rollout's policy_version; logged per step (mean on the
   main process's share as `staleness`, `staleness_max` over the batch). `--max-staleness N`
   drops rollouts staler than N before the batch is formed (`rollouts_dropped_stale`; they stay in
@@ -21,17 +25,17 @@ nothing else does:
 - PPO needs nothing extra: its step (spo_cli/train/algos.py) already applies the decoupled-PPO
   correction to rows more than one version stale (MATH.md section 9), from the log-probs the
   workers record.
-- Models and optimiser are wrapped by accelerate (DDP over gloo on CPU, NCCL on GPUs). The batch
-  size is global: each process takes batch_size / processes rows; DDP averages the gradients.
-  Checkpoints are written by the main process, as ordinary ones; --resume works as before.
+- Models are wrapped for the launch's layout (DDP over gloo on CPU, NCCL on GPUs, or FSDP2). The
+  batch size is global: each process takes batch_size / processes rows. Checkpoints are the
+  ordinary ones (spo_cli/train/checkpoint.py); --resume works as before, with any layout.
 - When no worker delivers the step's rollouts within --rollout-wait seconds (or every worker is
   down), the shortfall is filled from the offline corpus if there is one; without one the step
   keeps waiting until --rollout-wait runs out, then training stops with an error.
 
 Where this departs from the paper: the paper gives no protocol; ours is described in
 spo_cli/serve. Without --max-staleness nothing is dropped for age (SPO learns off-policy);
-the paper uses a low model_update_interval for on-policy losses and 10 for SPO. Not yet: FSDP
-(sharded checkpoints are not written; refused with a message), and nothing was run on GPUs.
+the paper uses a low model_update_interval for on-policy losses and 10 for SPO. Not run on GPUs
+(nor NCCL, nor several machines): see docs/async.md.
 """
 
 from __future__ import annotations
@@ -39,21 +43,18 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 import time
 import uuid
-from pathlib import Path
-from typing import Any, Callable
-
-import torch
+from typing import Any
 
 from spo_cli.errors import BadInput, SpoError
 from spo_cli.serve.worker import valid_for
 from spo_cli.train.config import AsyncConfig, TrainConfig
 from spo_cli.train.loop import Learner, StepData
+from spo_cli.train.processes import Processes
 from spo_cli.train.setup import Run, configure, setup
 
-__all__ = ["AsyncConfig", "AsyncTrainer", "Processes", "WorkerRollouts", "run_async"]
+__all__ = ["AsyncConfig", "AsyncTrainer", "WorkerRollouts", "run_async"]
 
 ASYNC_STATE = "async.json"
 
@@ -61,27 +62,15 @@ ASYNC_STATE = "async.json"
 class AsyncTrainer(Learner):
     """The learner fed by rollout workers; every launched process builds one."""
 
-    def __init__(self, cfg: TrainConfig, acfg: AsyncConfig, *, resume: bool = False, accelerator: Any = None):
+    def __init__(self, cfg: TrainConfig, acfg: AsyncConfig, *, resume: bool = False,
+                 procs: Processes | None = None):
         acfg.check()
-        procs = Processes(accelerator) if accelerator is not None else Processes.start(cfg, acfg)
-        if cfg.device == "auto":
-            cfg = dataclasses.replace(cfg, device=str(procs.accelerator.device))
         cfg = configure(cfg)
-        n_off, n_on = cfg.split()
-        if not n_on:
+        if not cfg.split()[1]:
             raise BadInput("--async trains on worker rollouts: give --problems and an --offline-ratio below 1")
-        for what, n in (("offline", n_off), ("online", n_on)):
-            if n % procs.world:
-                raise BadInput(f"the {n} {what} trajectories of a step must divide evenly among the "
-                               f"{procs.world} learner processes")
-        if (cfg.batch_size // procs.world) % cfg.grad_accum:
-            raise BadInput(f"each of the {procs.world} processes takes {cfg.batch_size // procs.world} "
-                           f"trajectories a step: not a multiple of --grad-accum {cfg.grad_accum}")
-        # The main process first: it checks and claims the run directory; the others then load
-        # whatever it loaded (the checkpoint being resumed, or the reference model).
-        run = procs.main_first(lambda main: setup(cfg, resume=resume or not main))
-        procs.prepare(run)
-        super().__init__(run, WorkerRollouts(run, acfg, procs, resume=resume), procs)
+        procs = procs or Processes.start(cfg, timeout_s=max(1800.0, acfg.rollout_wait + 600.0))
+        run = setup(cfg, resume=resume, procs=procs)
+        super().__init__(run, WorkerRollouts(run, acfg, resume=resume))
 
     @property
     def lineage(self) -> str:
@@ -92,132 +81,30 @@ class AsyncTrainer(Learner):
         return self.source.published_version
 
 
-# ---------------------------------------------------------------------- the processes
-class Processes:
-    """The learner processes of one accelerate launch: which one is main, and what they share."""
-
-    def __init__(self, accelerator: Any):
-        self.accelerator = accelerator
-        self.rank, self.world = accelerator.process_index, accelerator.num_processes
-        self.is_main = accelerator.is_main_process
-
-    @classmethod
-    def start(cls, cfg: TrainConfig, acfg: AsyncConfig) -> "Processes":
-        """This process's place in the launch (DDP over gloo on CPUs, NCCL on GPUs)."""
-        from datetime import timedelta
-
-        from accelerate import Accelerator
-        from accelerate.utils import InitProcessGroupKwargs
-
-        pg = InitProcessGroupKwargs(timeout=timedelta(seconds=max(1800.0, acfg.rollout_wait + 600.0)))
-        try:
-            cpu = cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
-            acc = Accelerator(cpu=cpu, kwargs_handlers=[pg])  # cpu: gloo, not "no distribution"
-        except (RuntimeError, ValueError) as e:  # e.g. an FSDP launch on a machine without GPUs
-            raise BadInput(f"accelerate could not set up the learner processes: {e}") from None
-        launched = int(os.environ.get("WORLD_SIZE", "1") or 1)
-        if launched > 1 and acc.num_processes == 1:
-            # e.g. an FSDP config on a machine without GPUs: accelerate then falls back to N
-            # independent single-process runs, which would all write the same run directory
-            raise BadInput(f"{launched} processes were launched but accelerate set up no distributed training "
-                           f"({acc.distributed_type}); on CPUs use multi-process DDP (--num-processes N without "
-                           "an FSDP config)")
-        kind = str(acc.distributed_type).rsplit(".", 1)[-1]
-        if kind in ("FSDP", "DEEPSPEED", "MEGATRON_LM"):
-            raise BadInput(f"spo train --async runs DDP (MULTI_GPU / MULTI_CPU) only, not {kind}: checkpoints of "
-                           "sharded models and optimiser states are not implemented yet (see docs/async.md)")
-        return cls(acc)
-
-    def bcast(self, obj: Any) -> Any:
-        """obj of the main process, on every process."""
-        if self.world == 1:
-            return obj
-        from accelerate.utils import broadcast_object_list
-
-        box = [obj]
-        broadcast_object_list(box, from_process=0)
-        return box[0]
-
-    def gather(self, obj: Any) -> list:
-        """obj of every process, on every process."""
-        if self.world == 1:
-            return [obj]
-        from accelerate.utils import gather_object
-
-        return gather_object([obj])
-
-    def agree(self, failure: dict | None) -> None:
-        """Every process raises if any process failed (so none is left waiting in a collective)."""
-        failures = [f for f in self.gather(failure) if f is not None]
-        if failures:
-            raise _raise(failures[0])
-
-    def total(self, n: int) -> int:
-        return sum(self.gather(n))
-
-    def main_first(self, fn: Callable[[bool], Any]) -> Any:
-        """fn(is_main) on the main process, then (if it succeeded) on the others."""
-        if self.is_main:
-            try:
-                result = fn(True)
-            except Exception as e:
-                self.bcast(_failure(e))
-                raise
-            self.bcast(None)
-            return result
-        failed = self.bcast(None)
-        if failed is not None:
-            raise _raise(failed)
-        return fn(False)
-
-    def main_only(self, fn: Callable[[], Any]) -> Any:
-        """fn() on the main process; the others wait, and raise if it failed."""
-        result, failure = None, None
-        if self.is_main:
-            try:
-                result = fn()
-            except Exception as e:  # noqa: BLE001 - every process must learn of it
-                failure = _failure(e)
-        failure = self.bcast(failure)
-        if failure is not None:
-            raise _raise(failure)
-        return result
-
-    def prepare(self, run: Run) -> None:
-        """Wrap the models and optimiser for distributed training (DDP)."""
-        acc = self.accelerator
-        if run.value_model is not None:
-            run.policy, run.value_model, run.optimizer = acc.prepare(run.policy, run.value_model, run.optimizer)
-        else:
-            run.policy, run.optimizer = acc.prepare(run.policy, run.optimizer)
-
-    def unwrap(self, model: Any) -> Any:
-        return self.accelerator.unwrap_model(model)
-
-
 # ---------------------------------------------------------------------- the data source
 class WorkerRollouts:
     """A step's data from rollout workers: the main process pulls the step's online rollouts and
     offline records, and every learner process takes its share. The behaviour policy lives on the
     workers; this source sends them the policy's weights every --model-update-interval steps."""
 
-    def __init__(self, run: Run, acfg: AsyncConfig, procs: Processes, *, resume: bool):
+    def __init__(self, run: Run, acfg: AsyncConfig, *, resume: bool):
         from spo_cli.serve.auth import resolve_token
 
-        self.run, self.acfg, self.procs = run, acfg, procs
+        self.run, self.acfg, self.procs = run, acfg, run.procs
         self.lineage = self._lineage(resume)
         self.links = None
-        if procs.is_main:
+        if self.procs.is_main:
             from spo_cli.serve.client import WorkerLinks
 
             self.links = WorkerLinks(acfg.workers, resolve_token(acfg.token), lineage=self.lineage,
                                      prefetch=run.n_on, timeout=acfg.worker_timeout, weights_via=acfg.weights_via,
-                                     weights_dir=acfg.weights_dir, tokenizer=run.fingerprint).start()
+                                     weights_dir=acfg.weights_dir, tokenizer=run.fingerprint,
+                                     publish_dir=str(run.out / ".published")).start()
         self.published_version: int | None = None
 
     def describe(self) -> str:
         run, c = self.run, self.run.cfg
-        return (f"spo train --async: {c.algo} | {self.procs.world} learner process(es) | {run.n_off} offline + "
+        return (f"spo train --async: {c.algo} | {self.procs.describe()} | {run.n_off} offline + "
                 f"{run.n_on} online per step | {len(self.links.links)} worker(s) | weights every "
                 f"{c.model_update_interval} steps via {self.acfg.weights_via} | lineage {self.lineage} -> {run.out}")
 
@@ -240,14 +127,17 @@ class WorkerRollouts:
 
     # ------------------------------------------------------------------ weights out
     def publish(self) -> float:
-        """Send the current weights to the workers (the links push them in the background)."""
-        from spo_cli.serve.weights import snapshot
-
+        """Send the current weights to the workers: gathered one tensor at a time and streamed into a
+        file by the main process (every process takes part), which the links then push."""
+        run, procs = self.run, self.procs
         t0 = time.perf_counter()
-        sd = self.procs.accelerator.get_state_dict(self.run.policy)  # collective under FSDP; full on the main process
-        if self.procs.is_main:
-            self.links.publish(snapshot(sd), self.run.policy_version)
-        self.published_version = self.run.policy_version
+        version = run.policy_version
+        path = procs.main_only(lambda: self.links.weights_path(version))
+        procs.together(lambda: procs.save_weights(run.policy, path,
+                                                   meta={"policy_version": version, "lineage": self.lineage}))
+        if procs.is_main:
+            self.links.publish(path, version)
+        self.published_version = version
         return time.perf_counter() - t0
 
     # ------------------------------------------------------------------ data in
@@ -257,24 +147,9 @@ class WorkerRollouts:
         if self.published_version is None or (step % run.cfg.model_update_interval == 0
                                                and self.published_version != run.policy_version):
             publish_s = self.publish()
-        data = None
-        if procs.is_main:
-            try:
-                data = self._collect()
-            except Exception as e:  # noqa: BLE001 - every process must learn of it
-                data = {"failure": _failure(e)}
-        data = procs.bcast(data)
-        if "failure" in data:
-            raise _raise(data["failure"])
-        tagged = [(True, r) for r in data["off"]] + [(False, r) for r in data["on"]]
-        mine = tagged[procs.rank::procs.world]
-        failure, off, on = None, [], []
-        try:
-            off = run.examples([r for is_off, r in mine if is_off], "offline")
-            on = run.examples([r for is_off, r in mine if not is_off], "online")
-        except Exception as e:  # noqa: BLE001
-            failure = _failure(e)
-        procs.agree(failure)
+        data = procs.main_only(self._collect)
+        off = run.examples(data["off"], "offline", data["v"])
+        on = run.examples(data["on"], "online", data["v"])
         metrics = dict(data["stats"], publish_s=publish_s, published_version=self.published_version,
                        learner_processes=procs.world, behaviour_version=self.published_version)
         return StepData(off, on, metrics, data["on"] if procs.is_main else [])
@@ -321,7 +196,7 @@ class WorkerRollouts:
             "rollouts_dropped_unknown": dropped.get("unknown", 0),
             "staleness_max": max(stale) if stale else None, **links.stats(),
         }
-        return {"off": off + fill, "on": on, "stats": stats}
+        return {"off": off + fill, "on": on, "stats": stats, "v": run.step_values(off + fill + on)}
 
     def checkpoint(self) -> tuple[dict, dict]:
         version = self.published_version if self.published_version is not None else self.run.policy_version
@@ -333,21 +208,6 @@ class WorkerRollouts:
             self.links = None
 
 
-def _failure(e: BaseException) -> dict:
-    return {"type": "bad_input" if isinstance(e, BadInput) else "error", "message": str(e)}
-
-
-def _raise(failure: dict) -> SpoError:
-    """The exception to raise for a failure another process reported (its message, its exit code)."""
-    return _Relayed(failure["message"], 2 if failure["type"] == "bad_input" else 1)
-
-
-class _Relayed(SpoError):
-    def __init__(self, message: str, exit_code: int):
-        super().__init__(message)
-        self.exit_code = exit_code
-
-
 # ---------------------------------------------------------------------- the driver
 def run_async(cfg: TrainConfig, acfg: AsyncConfig, *, resume: bool = False, quiet_stdout: bool = False) -> list[dict]:
     """Train to cfg.steps with worker rollouts; every process calls this (the main one logs).
@@ -356,33 +216,3 @@ def run_async(cfg: TrainConfig, acfg: AsyncConfig, *, resume: bool = False, quie
 
     return run(cfg, resume=resume, quiet_stdout=quiet_stdout,
                make_trainer=lambda c, resume: AsyncTrainer(c, acfg, resume=resume))
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Entry point of each launched learner process: `python -m spo_cli.train.async_loop SPEC.json`
-    (spo_cli/train/launch.py writes SPEC: the train config, the async config, resume)."""
-    import signal
-
-    from spo_cli.console import error
-    from spo_cli.runtime import on_sigterm, quiet_libraries
-
-    quiet_libraries()
-    signal.signal(signal.SIGTERM, on_sigterm)
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        error("usage: python -m spo_cli.train.async_loop SPEC.json")
-        return 2
-    try:
-        spec = json.loads(Path(args[0]).read_text())
-        run_async(TrainConfig(**spec["train"]), AsyncConfig(**spec["async"]), resume=bool(spec["resume"]))
-    except SpoError as e:
-        error(str(e))
-        return e.exit_code
-    except KeyboardInterrupt:
-        error("interrupted")
-        return 130
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

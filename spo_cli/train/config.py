@@ -3,7 +3,7 @@ options are generated from these dataclasses (spo_cli/commands/train.py).
 
     TrainConfig    what is learnt, from what, how: the run (written to run/config.json)
     AsyncConfig    --async: where the rollouts come from and how weights go out (run/async.json)
-    LaunchConfig   --async: how the learner processes are launched (accelerate)
+    LaunchConfig   how the learner processes are launched (accelerate: DDP or FSDP2)
 
 `--resume` refuses a TrainConfig that changes anything that would make the resumed run differ from
 an uninterrupted one (RESUME_MAY_CHANGE lists what may change).
@@ -63,7 +63,10 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     """Gradient clipping (global norm); 0 = off."""
     precision: str = "fp32"
-    """fp32 or bf16 (autocast; master weights stay fp32)."""
+    """fp32 or bf16 (autocast; under FSDP also bf16 parameters in compute; master weights stay fp32)."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass instead of keeping them: less memory, ~1/3 more
+    compute (policy and PPO's value model)."""
     seed: int = 0
     """Seeds data order, online sampling and torch."""
     deterministic: bool = False
@@ -139,7 +142,7 @@ class TrainConfig:
 
 
 RESUME_MAY_CHANGE = frozenset({"steps", "save_every", "keep", "tensorboard", "judge_jobs", "device", "out",
-                               "threads"})
+                               "threads", "gradient_checkpointing"})
 
 
 
@@ -186,17 +189,15 @@ class AsyncConfig:
 
 @dataclass
 class LaunchConfig:
-    """`spo train --async`: how the learner processes are started (spo_cli/train/launch.py)."""
+    """`spo train`: how the learner processes are started (spo_cli/train/launch.py)."""
 
     num_processes: int | None = None
-    """With --async: learner processes (accelerate launch --num_processes; default 1, or what
-    --accelerate-config says)."""
+    """Learner processes (accelerate launch --num_processes; default 1, or what --accelerate-config says)."""
     accelerate_config: str | None = None
-    """With --async: an accelerate config file (accelerate config): multi-GPU DDP, machines, mixed precision
-    (FSDP is not supported yet)."""
+    """An accelerate config file (accelerate config): DDP or FSDP (fsdp_version 2), GPUs, machines."""
     accelerate_arg: list[str] = field(default_factory=list)
-    """With --async: one more option for accelerate launch, e.g. --accelerate-arg=--machine_rank=1
-    (repeatable)."""
+    """One more option for accelerate launch, e.g. --accelerate-arg=--use_fsdp (shard: FSDP2) or
+    --accelerate-arg=--machine_rank=1 (repeatable)."""
 
     def check(self) -> None:
         if self.num_processes is not None and self.num_processes < 1:

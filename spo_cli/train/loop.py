@@ -5,18 +5,22 @@ and online trajectories.
     for metrics in trainer.steps():   # one dict per optimiser step; the caller logs them
         ...
 
-A learner is a run (setup.py), a data source and the processes it runs in. One step, in order
-(Learner.steps):
-  1. the source hands over the step's examples: offline records from the run's stream, and online
-     rollouts — sampled and judged in this process (LocalRollouts, below), or pulled from rollout
-     workers by the asynchronous learner (WorkerRollouts, spo_cli/train/async_loop.py);
-  2. online rollouts staler than --max-staleness are dropped; whole micro-batches are kept;
-  3. the algorithm's step (spo_cli/train/algos.py, chosen by --algo) computes the loss and
-     backpropagates it;
+A learner is a run (setup.py), a data source and the processes it runs in (one, DDP or FSDP2:
+spo_cli/train/processes.py). One step, in order (Learner.steps):
+  1. the source hands over the step's examples, the whole step on every process: offline records
+     from the run's stream, and online rollouts — sampled and judged by the main process
+     (LocalRollouts, below), or pulled from rollout workers by the asynchronous learner
+     (WorkerRollouts, spo_cli/train/async_loop.py);
+  2. online rollouts staler than --max-staleness are dropped; whole micro-batches are kept (N
+     processes x --grad-accum of them);
+  3. each process takes its block of rows, and the algorithm's step (spo_cli/train/algos.py,
+     chosen by --algo) computes the loss and backpropagates it; the processes' gradients are
+     averaged (DDP) or reduce-scattered (FSDP);
   4. the gradients are clipped, the optimiser and the learning rate step, the policy version
      advances;
-  5. the step's metrics are yielded; every --save-every steps (and at the end) a checkpoint is
-     written, with the step's online rollouts added to run/corpus/.
+  5. the step's metrics (the algorithm's averaged over the processes) are yielded; every
+     --save-every steps (and at the end) a checkpoint is written, with the step's online rollouts
+     added to run/corpus/.
 
 Metrics beyond the algorithm's own: rewards and staleness of the step's data, timings, `truncated`
 (trajectories of this step cut to --max-len) and `offline_unjudged` (records without a reward the
@@ -25,7 +29,11 @@ offline stream has skipped so far, since the run began).
 Where this departs from the paper, or chooses where it is silent:
 - Synchronous online data: each step samples its own online rollouts with the behaviour policy
   (the policy as of the last `model_update_interval` step), judges them in parallel, and learns
-  from them in the same step. The paper's asynchronous workers are `spo train --async`.
+  from them in the same step. The paper's asynchronous workers are `spo train --async`. With
+  several processes the main one samples and judges the step (under FSDP every process runs the
+  same sampling, because each forward pass of a sharded model is collective; the main process's
+  rollouts are used: this relies on the processes drawing the same tokens, as they do on CPUs and
+  with deterministic kernels; at scale, sample with `--async` workers instead).
 - Online problems are drawn uniformly with replacement from --problems, `online_n` samples each,
   with a random temperature per sample (the paper's online SPO).
 """
@@ -37,7 +45,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Iterator, Protocol
 
 import torch
 
@@ -49,12 +57,13 @@ from spo_cli.train import checkpoint as ckpt
 from spo_cli.train.batching import Example
 from spo_cli.train.config import TrainConfig
 from spo_cli.train.data import step_seed
-from spo_cli.train.setup import Run, configure, setup
+from spo_cli.train.processes import Processes, launched
+from spo_cli.train.setup import Run, configure, setup, trained_modules
 
 
 @dataclass
 class StepData:
-    """What a data source hands the learner for one step (this process's share of it)."""
+    """What a data source hands the learner for one step: the whole step, on every process."""
 
     offline: list[Example]
     online: list[Example]
@@ -66,34 +75,19 @@ class Source(Protocol):
     """Where a learner's trajectories come from, and who holds the behaviour policy that samples."""
 
     def next(self, step: int) -> StepData: ...
-    def checkpoint(self) -> tuple[dict, dict]: ...  # trainer-state entries, extra tensor files
+    def checkpoint(self) -> tuple[dict, dict]: ...  # trainer-state entries, file name -> model to save
     def describe(self) -> str: ...
     def note(self, metrics: dict) -> str: ...  # for the progress display
     def close(self) -> None: ...
 
 
-class OneProcess:
-    """The processes a learner runs in: here, this one (async_loop.Processes: an accelerate launch)."""
-
-    is_main = True
-
-    def total(self, n: int) -> int:
-        return n
-
-    def main_only(self, fn: Callable[[], Any]) -> Any:
-        return fn()
-
-    def unwrap(self, model: Any) -> Any:
-        return model
-
-
 class Learner:
-    """The training loop over a set-up run, a data source and its processes."""
+    """The training loop over a set-up run, a data source and its processes (run.procs)."""
 
-    def __init__(self, run: Run, source: Source, processes: Any = None):
+    def __init__(self, run: Run, source: Source):
         self.run = run
         self.source = source
-        self.processes = processes or OneProcess()
+        self.processes: Processes = run.procs
         self._rollouts: list[dict] = []
 
     def describe(self) -> str:
@@ -106,8 +100,9 @@ class Learner:
 
     # ------------------------------------------------------------------ the loop
     def steps(self) -> Iterator[dict]:
-        run, cfg = self.run, self.run.cfg
+        run, cfg, procs = self.run, self.run.cfg, self.processes
         params = [p for g in run.optimizer.param_groups for p in g["params"]]
+        unit = procs.world * cfg.grad_accum  # micro-batches of a step, over all processes
         while run.step < cfg.steps:
             t0 = time.perf_counter()
             cut = run.tok.truncated
@@ -117,16 +112,17 @@ class Learner:
             if data.offline:
                 metrics["reward_offline"] = sum(e.reward for e in data.offline) / len(data.offline)
             examples = data.offline + self._fresh(data.online, metrics)
-            metrics["truncated"] = self.processes.total(run.tok.truncated - cut)
+            metrics["truncated"] = run.tok.truncated - cut
             if run.offline is not None:
                 metrics["offline_unjudged"] = run.offline.unjudged
-            examples = examples[: len(examples) - len(examples) % cfg.grad_accum]  # whole micro-batches
+            examples = examples[: len(examples) - len(examples) % unit]  # whole micro-batches
             if not examples:
-                warn(f"step {run.step + 1}: no usable trajectories (all judge errors); skipped")
+                if procs.is_main:
+                    warn(f"step {run.step + 1}: no usable trajectories (all judge errors); skipped")
                 run.step += 1
                 continue
             t_learn = time.perf_counter()
-            out = self.learn(examples)
+            out = procs.reduce(self.learn(procs.portion(examples)))
             grad_norm = self.update(params)
             now = time.perf_counter()
             metrics.update(out)
@@ -163,13 +159,13 @@ class Learner:
     def update(self, params: list[torch.Tensor]) -> float:
         """Clip the gradients, step the optimiser and the learning rate: the policy is one version newer."""
         run, cfg = self.run, self.run.cfg
-        norm = torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm if cfg.max_grad_norm > 0 else math.inf)
+        norm = self.processes.clip_grad_norm(params, cfg.max_grad_norm if cfg.max_grad_norm > 0 else math.inf)
         run.optimizer.step()
         run.scheduler.step()
         run.optimizer.zero_grad(set_to_none=True)
         run.step += 1
         run.policy_version += 1
-        return float(norm)
+        return norm
 
     # ------------------------------------------------------------------ checkpoints, shutdown
     def flush_rollouts(self) -> None:
@@ -177,16 +173,11 @@ class Learner:
             add_shard(self.run.out / "corpus", self._rollouts, prefix=f"online-step{self.run.step:06d}")
         self._rollouts = []
 
-    def save(self) -> Path | None:
-        """Write a checkpoint: the main process writes, the others wait for it (and learn of a failure)."""
-        return self.processes.main_only(self._write_checkpoint)
-
-    def _write_checkpoint(self) -> Path:
-        run, unwrap = self.run, self.processes.unwrap
-        self.flush_rollouts()
-        source_state, extra_tensors = self.source.checkpoint()
-        state = {"optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
-                 "rng": ckpt.rng_state(), **source_state}
+    def save(self) -> Path:
+        """Write a checkpoint (every process writes its part; spo_cli/train/checkpoint.py)."""
+        run, procs = self.run, self.processes
+        procs.main_only(self.flush_rollouts)
+        source_state, extra_weights = self.source.checkpoint()
         meta = {
             "policy_version": run.policy_version,
             "data_position": run.offline.position if run.offline else 0,
@@ -196,10 +187,11 @@ class Learner:
             "reference_model": run.cfg.model,
             "algo": run.cfg.algo,
         }
-        extra_models = {"value_model": unwrap(run.value_model)} if run.value_model is not None else None
-        return ckpt.save(run.ckpt_root, run.step, model=unwrap(run.policy), tokenizer=run.tokenizer,
-                         trainer_state=state, meta=meta, extra_models=extra_models, extra_tensors=extra_tensors,
-                         keep=run.cfg.keep)
+        extra_models = {"value_model": run.value_model} if run.value_model is not None else None
+        return ckpt.save(run.ckpt_root, run.step, procs, policy=run.policy, tokenizer=run.tokenizer,
+                         optimizer=run.optimizer, modules=trained_modules(run),
+                         trainer_state={"scheduler": run.scheduler.state_dict(), **source_state}, meta=meta,
+                         extra_models=extra_models, extra_weights=extra_weights, keep=run.cfg.keep)
 
     def close(self) -> None:
         self.source.close()
@@ -207,11 +199,14 @@ class Learner:
 
 
 class Trainer(Learner):
-    """The synchronous learner: one process, online rollouts sampled and judged here each step."""
+    """The synchronous learner: online rollouts sampled and judged by the main process each step.
+    In this process, or (launched by accelerate: spo_cli/train/launch.py) in each of several."""
 
-    def __init__(self, cfg: TrainConfig, *, resume: bool = False):
+    def __init__(self, cfg: TrainConfig, *, resume: bool = False, procs: Processes | None = None):
         LocalRollouts.check(configure(cfg))
-        run = setup(cfg, resume=resume)
+        if procs is None and launched():
+            procs = Processes.start(cfg, timeout_s=7200.0)  # the others wait while the main one samples and judges
+        run = setup(cfg, resume=resume, procs=procs)
         super().__init__(run, LocalRollouts(run))
 
 
@@ -223,9 +218,9 @@ def _temperature(spec: str) -> dict:
 
 
 class LocalRollouts:
-    """A step's data, from this process: the offline records of the run's stream, and online rollouts
-    sampled by the behaviour policy (the policy as of the last --model-update-interval step: a
-    lagging copy when that is more than 1) and judged here."""
+    """A step's data, from the main process: the offline records of the run's stream, and online
+    rollouts sampled by the behaviour policy (the policy as of the last --model-update-interval
+    step: a lagging copy when that is more than 1) and judged there; handed to every process."""
 
     @staticmethod
     def check(cfg: TrainConfig) -> None:
@@ -239,65 +234,104 @@ class LocalRollouts:
     def __init__(self, run: Run):
         self.run = run
         self.temperature = _temperature(run.cfg.temperature_range) if run.n_on else {}
-        self.behaviour, self.version = run.policy, run.policy_version
-        if run.n_on and run.cfg.model_update_interval > 1:
-            self.behaviour = copy.deepcopy(run.policy).eval()
-            for p in self.behaviour.parameters():
-                p.requires_grad_(False)
-            if run.resumed is not None:
-                saved = run.resumed.path / "behaviour.safetensors"  # only when it lagged the policy
-                self.behaviour.load_state_dict(ckpt.load_tensors(saved) if saved.exists() else run.policy.state_dict(),
-                                               strict=True)
-                self.version = run.resumed.behaviour_version
+        self.lagging = bool(run.n_on and run.cfg.model_update_interval > 1)
+        self.version = run.policy_version
+        self.behaviour = self._lagging_copy() if self.lagging else run.procs.unwrap(run.policy)
+        self._judged: list[dict] = []
+
+    def _lagging_copy(self) -> Any:
+        """The behaviour policy as a model of its own: a sharded one on every process under FSDP (it
+        samples with them), a copy on the main process otherwise (the only one that samples). Resumed:
+        the weights it had when the checkpoint was written."""
+        run, procs = self.run, self.run.procs
+        resumed = run.resumed
+        saved = resumed.path / "behaviour.safetensors" if resumed is not None else None
+        if resumed is not None:
+            self.version = resumed.behaviour_version
+        if procs.sharded:
+            from transformers import AutoModelForCausalLM
+
+            model = AutoModelForCausalLM.from_pretrained(str(resumed.path) if resumed else run.cfg.model,
+                                                         dtype=torch.float32)
+            if saved is not None and saved.exists() and not procs.is_placeholder(model):
+                model.load_state_dict(ckpt.load_tensors(saved), strict=True)
+            return procs.wrap(model, frozen=True)
+        if not procs.is_main:
+            return None
+        model = copy.deepcopy(procs.unwrap(run.policy)).eval()
+        for p in model.parameters():
+            p.requires_grad_(False)
+        if saved is not None and saved.exists():  # only when it lagged the policy
+            model.load_state_dict(ckpt.load_tensors(saved), strict=True)
+        return model
 
     def describe(self) -> str:
         run, c = self.run, self.run.cfg
-        return (f"spo train: {c.algo} | {run.n_off} offline + {run.n_on} online per step | loss "
-                f"{run.objective or c.algo} | beta {c.beta} | lr {c.lr} | {c.steps} steps -> {run.out}")
+        return (f"spo train: {c.algo} | {run.procs.describe()} | {run.n_off} offline + {run.n_on} online per step | "
+                f"loss {run.objective or c.algo} | beta {c.beta} | lr {c.lr} | {c.steps} steps -> {run.out}")
 
     def note(self, metrics: dict) -> str:
         return ""
 
     def next(self, step: int) -> StepData:
-        run = self.run
+        run, procs = self.run, self.run.procs
         self._refresh(step)
-        off = run.examples(run.offline.take(run.n_off), "offline") if run.n_off else []
-        on, metrics, judged = self.online(step) if run.n_on else ([], {}, [])
-        return StepData(off, on, {**metrics, "behaviour_version": self.version}, judged)
+        if run.n_on and procs.sharded and not procs.is_main:
+            self._sampler(step)[0].sample(self._problems(step))  # collective forward passes, in step with the main one
+        data = procs.main_only(lambda: self._collect(step))
+        off = run.examples(data["off"], "offline", data["v"])
+        on = run.examples(data["on"], "online", data["v"])
+        judged, self._judged = self._judged, []
+        return StepData(off, on, {**data["metrics"], "behaviour_version": self.version}, judged)
+
+    def _collect(self, step: int) -> dict:
+        """Main process: the step's offline records, online rollouts (judged) and V_hat of their problems."""
+        run = self.run
+        off = run.offline.take(run.n_off) if run.n_off else []
+        on, metrics = [], {}
+        if run.n_on:
+            on, metrics, self._judged = self.online(step)
+        return {"off": off, "on": on, "metrics": metrics, "v": run.step_values(off + on)}
 
     def _refresh(self, step: int) -> None:
         """The behaviour policy catches up with the policy every --model-update-interval steps."""
         run = self.run
-        if self.behaviour is run.policy:
+        if not self.lagging:
             self.version = run.policy_version
         elif step % run.cfg.model_update_interval == 0 and self.version != run.policy_version:
-            self.behaviour.load_state_dict(run.policy.state_dict())
+            if self.behaviour is not None:  # (DDP: on the main process only; FSDP: each its shards)
+                self.behaviour.load_state_dict(run.procs.unwrap(run.policy).state_dict())
             self.version = run.policy_version
 
-    def online(self, step: int) -> tuple[list[Example], dict, list[dict]]:
-        """Sample and judge this step's online rollouts with the behaviour policy -> the usable
-        examples, timing metrics, and every judged record (for run/corpus/)."""
-        from spo_cli.judge.client import rollouts
-        from spo_cli.sampling.base import SampleOptions
-        from spo_cli.sampling.hf import HFSampler
-
+    def _problems(self, step: int) -> list[dict]:
         run, cfg = self.run, self.run.cfg
         ids = sorted(run.problems)
         rng = torch.Generator().manual_seed(step_seed(cfg.seed, step, "online-problems"))
         picks = torch.randint(len(ids), (run.n_on // cfg.online_n,), generator=rng).tolist()
-        problems = [run.problems[ids[i]] for i in picks]
+        return [run.problems[ids[i]] for i in picks]
+
+    def _sampler(self, step: int) -> tuple[Any, Any]:
+        from spo_cli.sampling.base import SampleOptions
+        from spo_cli.sampling.hf import HFSampler
+
+        run, cfg = self.run, self.run.cfg
         opts = SampleOptions(n=cfg.online_n, top_p=cfg.top_p, max_new_tokens=cfg.max_new_tokens,
                              seed=step_seed(cfg.seed, step, "online-sample"), source="online",
                              policy_version=self.version, batch_size=max(1, run.n_on), **self.temperature)
-        sampler = HFSampler(self.behaviour, run.tokenizer, opts, model_name=f"{cfg.out}@{self.version}")
-        r = rollouts(sampler, problems, run.judge)
-        return run.examples(r.usable, "online"), {"sample_s": r.sample_s, "judge_s": r.judge_s,
-                                                  "sample_tokens": r.tokens, "judge_errors": r.judge_errors}, r.judged
+        return HFSampler(self.behaviour, run.tokenizer, opts, model_name=f"{cfg.out}@{self.version}"), opts
+
+    def online(self, step: int) -> tuple[list[dict], dict, list[dict]]:
+        """Sample and judge this step's online rollouts with the behaviour policy -> the usable
+        records, timing metrics, and every judged record (for run/corpus/)."""
+        from spo_cli.judge.client import rollouts
+
+        r = rollouts(self._sampler(step)[0], self._problems(step), self.run.judge)
+        return r.usable, {"sample_s": r.sample_s, "judge_s": r.judge_s, "sample_tokens": r.tokens,
+                          "judge_errors": r.judge_errors}, r.judged
 
     def checkpoint(self) -> tuple[dict, dict]:
-        lagging = self.behaviour is not self.run.policy and self.version != self.run.policy_version
-        tensors = {"behaviour.safetensors": self.behaviour.state_dict()} if lagging else {}
-        return {"behaviour_version": self.version}, tensors
+        lagging = self.lagging and self.version != self.run.policy_version
+        return {"behaviour_version": self.version}, ({"behaviour.safetensors": self.behaviour} if lagging else {})
 
     def close(self) -> None:
         pass  # the run's judge closes with the run

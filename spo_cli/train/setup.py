@@ -1,13 +1,21 @@
 """Setting up a training run, fresh or resumed, in the order it happens.
 
     cfg = configure(cfg)            # resolved defaults, the algorithm, every check that needs no file
-    run = setup(cfg, resume=True)   # -> Run: models, data, optimiser; restored from the latest
+    run = setup(cfg, resume=True, procs=procs)
+                                    # -> Run: models, data, optimiser; restored from the latest
                                     #    checkpoint when resuming (step, RNG, data position ...)
+
+`procs` (spo_cli/train/processes.py) are the processes the run trains in: one, DDP or FSDP2. Every
+process calls setup; the main one finds the checkpoint to resume and checks the run directory,
+the others load what it found. Models are wrapped for the layout before the optimiser is made, so
+that under FSDP the optimiser only ever holds each process's shards.
 
 A resumed run continues exactly as an uninterrupted one would have: it refuses a config that
 differs in anything that changes the run (RESUME_MAY_CHANGE lists what may change), and restores
 the policy, optimiser, scheduler, RNG states and the offline data position from the checkpoint.
-The data source restores its own part (the behaviour policy: spo_cli/train/loop.py).
+The data source restores its own part (the behaviour policy: spo_cli/train/loop.py). A checkpoint
+resumes in any layout and number of processes (spo_cli/train/checkpoint.py), as long as the batch
+divides among them.
 """
 
 from __future__ import annotations
@@ -25,10 +33,11 @@ from spo_cli.errors import BadInput
 from spo_cli.judge.client import Judge
 from spo_cli.streams import index_by, read_records
 from spo_cli.train import checkpoint as ckpt
-from spo_cli.train.algos import Algorithm, ValueModel, algorithm
+from spo_cli.train.algos import Algorithm, algorithm
 from spo_cli.train.batching import Example, Tokenizing, token_logprobs
 from spo_cli.train.config import RESUME_MAY_CHANGE, TrainConfig
 from spo_cli.train.data import OfflineStream
+from spo_cli.train.processes import Processes
 
 
 @dataclass
@@ -42,10 +51,12 @@ class Resumed:
 
 class Reference:
     """The frozen reference model, loaded when first used: cached reference log-probs, or values
-    that need no estimate, never load it. It stands in for the model itself (a sampler can hold it)."""
+    that need no estimate, never load it. It stands in for the model itself (a sampler can hold it).
+    Under FSDP it is sharded like the policy (no optimiser state; 1/N of its weights per process),
+    and first used by every process at once (Run.ref_logp)."""
 
-    def __init__(self, model_dir: str, device: torch.device):
-        self.model_dir, self.device = model_dir, device
+    def __init__(self, model_dir: str, procs: Processes):
+        self.model_dir, self.procs = model_dir, procs
         self._model = None
 
     @property
@@ -57,11 +68,8 @@ class Reference:
         if self._model is None:
             from transformers import AutoModelForCausalLM
 
-            model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32).to(self.device)
-            model.eval()
-            for p in model.parameters():
-                p.requires_grad_(False)
-            self._model = model
+            model = AutoModelForCausalLM.from_pretrained(self.model_dir, dtype=torch.float32)
+            self._model = self.procs.wrap(model, frozen=True)
         return self._model
 
     def __getattr__(self, name):  # only for what this class lacks: the model's own attributes
@@ -79,10 +87,11 @@ class Run:
 
     cfg: TrainConfig
     algo: Algorithm
+    procs: Processes  # the processes it trains in (one, DDP, FSDP2)
     device: torch.device
     tokenizer: Any
     fingerprint: str  # of the policy's tokenizer: records carrying it keep their token ids
-    policy: Any
+    policy: Any  # wrapped for the layout (procs.unwrap gives the model)
     reference: Reference
     problems: dict[str, dict]
     values: Any  # V_hat(x0) by problem (spo_cli.values.ValueTable), when the algorithm uses them
@@ -120,19 +129,28 @@ class Run:
         return nullcontext()
 
     def ref_logp(self, batch) -> torch.Tensor:
-        """Reference log-probs (B, L-1): the trajectories' cache, else a forward pass of the reference."""
-        if batch.ref_logp is not None:
-            return batch.ref_logp
+        """Reference log-probs (B, L-1): the trajectories' cache, else a forward pass of the reference.
+        Under FSDP the pass is collective: every process runs it when any process needs it."""
+        cached = batch.ref_logp
+        if not self.procs.must_run(cached is None):
+            return cached
         with torch.no_grad(), self.autocast():
             logp, _ = token_logprobs(self.reference, batch)
-        return logp.detach()
+        return cached if cached is not None else logp.detach()
 
     def v_hat(self, problem_id: str) -> float:
         return self.values.v(problem_id) if self.values is not None else 0.0
 
-    def examples(self, records: list[dict], source: str) -> list[Example]:
-        """Judged trajectory records -> Examples (source: the label of records that carry none)."""
-        return [self.tok(r, self.v_hat(r["problem_id"]), r.get("source") or source) for r in records]
+    def step_values(self, records: list[dict]) -> dict[str, float]:
+        """V_hat of the problems of a step's records (on the main process, which may estimate them;
+        handed to the others with the records)."""
+        return {r["problem_id"]: self.v_hat(r["problem_id"]) for r in records}
+
+    def examples(self, records: list[dict], source: str, values: dict[str, float] | None = None) -> list[Example]:
+        """Judged trajectory records -> Examples (source: the label of records that carry none;
+        values: V_hat by problem, when the main process looked them up)."""
+        v = values.__getitem__ if values is not None else self.v_hat
+        return [self.tok(r, v(r["problem_id"]), r.get("source") or source) for r in records]
 
     def close(self) -> None:
         if self.judge is not None:
@@ -168,42 +186,68 @@ def configure(cfg: TrainConfig) -> TrainConfig:
     return cfg
 
 
+def check_layout(cfg: TrainConfig, procs: Processes) -> None:
+    """What the processes need of a configured run: whole micro-batches on each, and nothing that
+    one process would run alone while the others wait in a collective forward pass."""
+    unit = procs.world * cfg.grad_accum
+    if cfg.batch_size % unit:
+        raise BadInput(f"--batch-size {cfg.batch_size} must divide into {procs.world} process(es) x --grad-accum "
+                       f"{cfg.grad_accum} micro-batches")
+    if procs.sharded and cfg.missing_value.strip() == "estimate" and algorithm(cfg.algo).uses_values:
+        raise BadInput("--missing-value estimate samples with the reference model on one process, which a sharded "
+                       "(FSDP) reference cannot do: estimate the values first (spo estimate-v) or use "
+                       "--missing-value fallback:V")
+    if cfg.precision == "bf16" and procs.device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise BadInput("--precision bf16: this GPU does not support bf16; use --precision fp32")
+
+
 # ---------------------------------------------------------------------- set-up, top to bottom
-def setup(cfg: TrainConfig, *, resume: bool = False) -> Run:
-    """Load and build everything a run needs; with resume, from its latest checkpoint."""
+def setup(cfg: TrainConfig, *, resume: bool = False, procs: Processes | None = None) -> Run:
+    """Load and build everything a run needs; with resume, from its latest checkpoint. Every
+    process of the run calls it (the main one checks the run directory and finds the checkpoint)."""
     from spo_cli.sampling.prompts import PromptFormatter, tokenizer_fingerprint
 
     cfg = configure(cfg)
+    if procs is None:
+        procs = Processes.single(_device(cfg), cfg.precision)
+    check_layout(cfg, procs)
     algo = algorithm(cfg.algo)
     out = Path(cfg.out)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if cfg.device == "auto" \
-        else torch.device(cfg.device)
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True)
     torch.manual_seed(cfg.seed)
-    resumed = resume_point(cfg, resume)
+    resumed = procs.main_only(lambda: resume_point(cfg, resume))
 
-    tokenizer, policy = load_policy(str(resumed.path) if resumed else cfg.model, device)
+    tokenizer, policy = load_policy(str(resumed.path) if resumed else cfg.model, procs, cfg.gradient_checkpointing)
     fingerprint = tokenizer_fingerprint(tokenizer)
-    reference = Reference(cfg.model, device)
+    reference = Reference(cfg.model, procs)
     problems = load_problems(cfg)
     judge = Judge(cfg.judge_jobs, time_scale=cfg.time_scale)  # opens its sandbox pool on first use
     values = load_values(cfg, problems, reference, tokenizer, judge) if algo.uses_values else None
     tok = Tokenizing(tokenizer, PromptFormatter(tokenizer), fingerprint, problems, cfg.max_len)
     objective = algo.objective(cfg) if algo.objective else None
     files, offline = offline_stream(cfg, resumed) if cfg.split()[0] else ([], None)
-    value_model = ValueModel.from_reference(cfg.model, policy.config.hidden_size).to(device) \
-        if algo.value_model else None
+    value_model = load_value_model(cfg, resumed, procs) if algo.value_model else None
     optimizer, scheduler = optimiser(cfg, policy, value_model)
-    run = Run(cfg=cfg, algo=algo, device=device, tokenizer=tokenizer, fingerprint=fingerprint, policy=policy,
-              reference=reference, problems=problems, values=values, tok=tok, objective=objective,
+    run = Run(cfg=cfg, algo=algo, procs=procs, device=procs.device, tokenizer=tokenizer, fingerprint=fingerprint,
+              policy=policy, reference=reference, problems=problems, values=values, tok=tok, objective=objective,
               value_model=value_model, offline=offline, offline_files=files, optimizer=optimizer,
               scheduler=scheduler, resumed=resumed, judge=judge)
     if resumed:
         restore(run, resumed)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(cfg.to_json(), indent=1))
+
+    def claim() -> None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(cfg.to_json(), indent=1))
+
+    procs.main_only(claim)
     return run
+
+
+def _device(cfg: TrainConfig) -> torch.device:
+    if cfg.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(cfg.device)
 
 
 def resume_point(cfg: TrainConfig, resume: bool) -> Resumed | None:
@@ -229,19 +273,54 @@ def resume_point(cfg: TrainConfig, resume: bool) -> Resumed | None:
     return Resumed(start, meta)
 
 
-def load_policy(model_dir: str, device: torch.device) -> tuple[Any, Any]:
-    """The tokenizer (padding with EOS when it has no pad token) and the trainable policy."""
+def load_policy(model_dir: str, procs: Processes, gradient_checkpointing: bool = False) -> tuple[Any, Any]:
+    """The tokenizer (padding with EOS when it has no pad token) and the trainable policy, wrapped
+    for the processes."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     try:
-        policy = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).to(device)
+        policy = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     except Exception as e:  # noqa: BLE001 - corrupt or mismatched weights
         raise BadInput(f"cannot load the policy: {type(e).__name__}: {e}", path=model_dir) from None
+    if gradient_checkpointing or _plugin_checkpointing(procs):
+        _checkpointing(policy)
     policy.train()
-    return tokenizer, policy
+    return tokenizer, procs.wrap(policy)
+
+
+def _plugin_checkpointing(procs: Processes) -> bool:
+    """The accelerate FSDP config's activation checkpointing: --gradient-checkpointing by another name."""
+    return bool(procs.plugin is not None and procs.plugin.activation_checkpointing)
+
+
+def _checkpointing(model: Any) -> None:
+    """Recompute each layer's activations in the backward pass instead of keeping them (the
+    transformers implementation, non-reentrant: it works with DDP and FSDP2, and keeps the RNG)."""
+    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
+def load_value_model(cfg: TrainConfig, resumed: Resumed | None, procs: Processes) -> Any:
+    """PPO's value model (the reference's transformer with a scalar head), with the checkpoint's
+    weights when resuming, wrapped for the processes (sharded like the policy under FSDP)."""
+    from spo_cli.train.algos import ValueModel
+
+    vm = ValueModel.from_reference(cfg.model)
+    if resumed is not None:
+        path = resumed.path / "value_model" / "model.safetensors"
+        if not path.exists():
+            raise BadInput("PPO checkpoint without a value model", path=str(resumed.path))
+        if not procs.is_placeholder(vm):
+            try:
+                vm.load_state_dict(ckpt.load_tensors(path), strict=True)
+            except RuntimeError as e:
+                raise BadInput(f"the value model does not fit this model: {e}", path=str(path)) from None
+    if cfg.gradient_checkpointing or _plugin_checkpointing(procs):
+        _checkpointing(vm.backbone)
+    vm.train()
+    return procs.wrap(vm)
 
 
 def load_problems(cfg: TrainConfig) -> dict[str, dict]:
@@ -299,20 +378,26 @@ def optimiser(cfg: TrainConfig, policy: Any, value_model: Any) -> tuple[torch.op
 
 
 def restore(run: Run, resumed: Resumed) -> None:
-    """Step, versions, optimiser, scheduler, RNG and value model as the checkpoint left them."""
+    """Step, versions, optimiser, scheduler and RNG as the checkpoint left them (the policy and the
+    value model were loaded from it). Every process calls it (the optimiser state is read by each
+    for its own shards)."""
     path = resumed.path
     state = ckpt.load_trainer_state(path)
     run.step = int(resumed.meta["step"])
     run.policy_version = int(resumed.meta["policy_version"])
+    ckpt.load_optimizer(path, run.procs, trained_modules(run), run.optimizer)
     try:
-        run.optimizer.load_state_dict(state["optimizer"])
         run.scheduler.load_state_dict(state["scheduler"])
     except (KeyError, ValueError, RuntimeError) as e:
-        raise BadInput(f"checkpoint optimiser state does not fit this model: {e}", path=str(path)) from None
-    ckpt.set_rng_state(state["rng"])
+        raise BadInput(f"checkpoint scheduler state does not fit this run: {e}", path=str(path)) from None
+    rng = state["rng"]
+    ckpt.set_rng_state(rng[run.procs.rank] if run.procs.rank < len(rng) else rng[0])
     resumed.behaviour_version = int(state.get("behaviour_version", run.policy_version))
+
+
+def trained_modules(run: Run) -> dict[str, Any]:
+    """The models the optimiser trains, by the name their state has in a checkpoint."""
+    mods = {"policy": run.procs.unwrap(run.policy)}
     if run.value_model is not None:
-        vm = path / "value_model" / "model.safetensors"
-        if not vm.exists():
-            raise BadInput("PPO checkpoint without a value model", path=str(path))
-        run.value_model.load_state_dict(ckpt.load_tensors(vm), strict=True)
+        mods["value_model"] = run.procs.unwrap(run.value_model)
+    return mods
