@@ -223,13 +223,25 @@ def eval_mode(model: torch.nn.Module):
         model.train(was_training)
 
 
+@contextmanager
+def inference(model: torch.nn.Module):
+    """Eval mode without gradients: torch.inference_mode(), except for a model sharded by FSDP2
+    (spo_cli/train/processes.py), whose gathered parameters live in buffers it reuses when it
+    trains; made in inference mode they could not be written again. That one gets no_grad()."""
+    from torch.distributed.fsdp import FSDPModule
+
+    grad_off = torch.no_grad() if isinstance(model, FSDPModule) else torch.inference_mode()
+    with grad_off, eval_mode(model):
+        yield
+
+
 def teacher_forced_logprobs(model: Any, pairs: Sequence[tuple[Sequence[int], Sequence[int]]], *, pad_id: int = 0,
           batch_size: int = 16) -> list[list[float]]:
     """Teacher-forced raw log-probs of each response token, for (prompt_ids, response_ids) pairs:
     one list per pair (empty for an empty response). Batched, in eval mode, without gradients."""
     dev = next(model.parameters()).device
     out: list[list[float]] = []
-    with torch.inference_mode(), eval_mode(model):
+    with inference(model):
         for start in range(0, len(pairs), batch_size):
             chunk = pairs[start:start + batch_size]
             ids, att, mask = pack([p for p, _ in chunk], [r for _, r in chunk], pad_id)

@@ -33,7 +33,7 @@ import torch
 
 from spo_cli.errors import BadInput
 from spo_cli.sampling.base import Generation, Row, Sampler, SampleOptions
-from spo_cli.tokens import decode_response, eos_token_ids, eval_mode, logprobs_at, teacher_forced_logprobs
+from spo_cli.tokens import decode_response, eos_token_ids, inference, logprobs_at, teacher_forced_logprobs
 
 # ----------------------------------------------------------------------------- the math
 # The recorded log-prob of a drawn token is spo_cli.tokens.logprobs_at (raw model, fp32), the
@@ -180,7 +180,7 @@ class HFSampler(Sampler):
         order = sorted(range(len(rows)), key=lambda i: (-len(rows[i].prompt_ids), i))
         out: list[Generation | None] = [None] * len(rows)
         bs = self.opts.batch_size
-        with torch.inference_mode(), eval_mode(self.model):
+        with inference(self.model):
             for start in range(0, len(order), bs):
                 idx = order[start:start + bs]
                 gens = self._generate_batch([rows[i] for i in idx], [budgets[i] for i in idx])

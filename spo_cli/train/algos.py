@@ -145,7 +145,7 @@ class ValueModel(torch.nn.Module):
 
     def forward(self, input_ids, attention_mask):  # -> (B, L) value of the state after each token
         h = self.backbone(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
-        return self.head(h.float()).squeeze(-1)
+        return self.head(h.to(self.head.weight.dtype)).float().squeeze(-1)  # (FSDP bf16: the head computes in bf16)
 
 
 def ppo_step(run: "Run", examples: list[Example]) -> dict:
