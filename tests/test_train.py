@@ -254,3 +254,21 @@ def test_metrics_count_truncated_and_unjudged_trajectories(world, tmp_path):
     # 8 judged records, 4 a step: steps 1 and 2 are one epoch (each long response once), step 3 the next
     assert hist[0]["truncated"] + hist[1]["truncated"] == 4
     assert [h["offline_unjudged"] for h in hist] == [3, 3, 6]  # skipped so far, once per epoch read
+
+
+def test_gradient_checkpointing_trains_the_same(world, tmp_path):
+    """--gradient-checkpointing recomputes activations in the backward pass: the same losses and
+    weights (to rounding), for the policy and PPO's value model; it may change on --resume."""
+    kw = dict(algo="ppo", offline_ratio=0.0, offline=[], steps=2)
+    plain = run(cfg(world, tmp_path / "a", **kw), quiet_stdout=True)
+    recomputed = run(cfg(world, tmp_path / "b", gradient_checkpointing=True, **kw), quiet_stdout=True)
+    for x, y in zip(plain, recomputed):
+        for k in ("loss", "value_loss", "grad_norm"):
+            assert y[k] == pytest.approx(x[k], rel=1e-5, abs=1e-7), k
+    wa, wb = weights(tmp_path / "a/checkpoints/step-000002"), weights(tmp_path / "b/checkpoints/step-000002")
+    assert all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
+    from spo_cli.train.loop import Trainer
+
+    trainer = Trainer(cfg(world, tmp_path / "b", gradient_checkpointing=False, **kw), resume=True)
+    trainer.close()
+    assert not trainer.run.policy.is_activation_checkpointing

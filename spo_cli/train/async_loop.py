@@ -40,12 +40,10 @@ the paper uses a low model_update_interval for on-policy losses and 10 for SPO. 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
 import uuid
-from typing import Any
 
 from spo_cli.errors import BadInput, SpoError
 from spo_cli.serve.worker import valid_for
