@@ -1,7 +1,10 @@
-"""Learner step time and peak memory: SPO (cached / live reference log-probs), PPO, and the SFT floor.
+"""Learner step time and peak memory: SPO (cached / live reference log-probs), PPO, and the SFT floor;
+and the distributed learner: FSDP2 against DDP, per process.
 
-    python bench/train.py            # a ~20M-parameter Llama, batch 8 x ~256 tokens, 7 timed steps
-    python bench/train.py --quick    # a ~3M-parameter Llama, batch 4 x ~128 tokens (under a minute)
+    python bench/train.py            # a ~20M-parameter Llama, batch 8 x ~256 tokens, 7 timed steps;
+                                     # distributed: a ~96M-parameter Llama, 2 processes (gloo)
+    python bench/train.py --quick    # ~7M parameters, batch 4 x ~128 tokens; distributed ~17M
+    python bench/train.py --only distributed     # (or single) one part alone
 
 All variants use the same random-weight model, the same batch and AdamW, and run the code `spo
 train` runs (the algorithm's step, spo_cli/train/algos.py, via Trainer.learn; then clip, optimiser step):
@@ -13,6 +16,17 @@ Step times are medians over timed steps after one warm-up step, with variants in
 Peak memory is measured per variant in a fresh process: its peak RSS minus that of a process that
 imports the same modules and builds the same batch but creates no model, i.e. what the variant
 itself adds (weights, grads, optimiser state, activations).
+
+Distributed (`distributed` and `fsdp_*` in the JSON): the same SPO step (cached reference
+log-probs) on a model large enough that weights, gradients and AdamW state dominate, run by `spo
+train`'s own learner in 2 processes launched by accelerate over gloo, as DDP and as FSDP2
+(per-decoder-layer units, fp32), launches of the two interleaved. Each process measures the wall
+time of each step (all processes wait for each other at the end of a step) and its peak RSS minus
+its RSS once the processes are set up and before the model is loaded (what training adds, model
+loading included); memory is measured in a launch of its own with glibc's mmap threshold pinned
+(MEM_ENV, below, says why; the peak with the default allocator is reported too). Reported: the
+larger peak of the two processes and the median step time of each layout, and their ratios (goals:
+FSDP memory <= 0.65x DDP's, step time <= 1.5x DDP's). One torch thread per process.
 
 People-facing lines go to stderr; the last stdout line is one JSON object.
 """
@@ -36,25 +50,31 @@ SIZES = {
     "quick": dict(hidden=256, layers=4, inter=640, vocab=8192, batch=4, prompt=48, response=80),
     "full": dict(hidden=512, layers=6, inter=1376, vocab=8192, batch=8, prompt=96, response=160),
 }
+# the distributed case: weights, gradients and optimiser state dominate (batch: over both processes)
+DIST_SIZES = {
+    "quick": dict(hidden=384, layers=6, inter=1024, vocab=8192, batch=4, prompt=32, response=32),
+    "full": dict(hidden=768, layers=10, inter=2048, vocab=16384, batch=4, prompt=48, response=80),
+}
+LAYOUTS = {"ddp": [], "fsdp": ["--use_fsdp"]}
 VARIANTS = ("sft", "spo_cached", "spo_live", "ppo")
 # "none" imports everything and builds the batch but creates no model: the memory baseline.
 
 
-def peak_rss_mb() -> float:
-    """This process's peak RSS (VmHWM). Not ru_maxrss: Linux carries that over fork and exec, so a
-    child of a large parent would report the parent's peak."""
+def peak_rss_mb(field: str = "VmHWM") -> float:
+    """This process's peak RSS (VmHWM; VmRSS: the current one). Not ru_maxrss: Linux carries that
+    over fork and exec, so a child of a large parent would report the parent's peak."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/self/status")
+    raise RuntimeError(f"no {field} in /proc/self/status")
 
 
 def log(*a) -> None:
     print(*a, file=sys.stderr, flush=True)
 
 
-def build(workdir: Path, size: dict) -> Path:
+def build(workdir: Path, size: dict, name: str = "model") -> Path:
     """A random-weight Llama with a real tokenizer, saved as an HF directory, plus problems/values."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -62,7 +82,7 @@ def build(workdir: Path, size: dict) -> Path:
     from spo_cli.benchmark.tinymodel import train_tokenizer
     from spo_cli.streams import write_records
 
-    model_dir = workdir / "model"
+    model_dir = workdir / name
     texts = [f"def f{i}(x):\n    return x * {i} + {i % 7}\nprint(f{i}(int(input())))\n" for i in range(400)]
     tok = train_tokenizer(texts, vocab_size=512)
     cfg = LlamaConfig(vocab_size=size["vocab"], hidden_size=size["hidden"], intermediate_size=size["inter"],
@@ -95,16 +115,19 @@ def examples(size: dict, n_vocab: int, cached_ref: bool, seed: int = 0):
     return out
 
 
-def make_trainer(workdir: Path, model_dir: Path, variant: str):
+def train_config(workdir: Path, model_dir: Path, variant: str, batch: int):
     from spo_cli.train.config import TrainConfig
+
+    return TrainConfig(model=str(model_dir), out=str(workdir / f"run-{variant}-{os.getpid()}"),
+                       problems=[str(workdir / "problems.jsonl")], values=[str(workdir / "values.jsonl")],
+                       algo="ppo" if variant == "ppo" else "spo", offline_ratio=0.0, batch_size=batch, online_n=1,
+                       lr=1e-5, warmup=0, model_update_interval=1, device="cpu")
+
+
+def make_trainer(workdir: Path, model_dir: Path, variant: str, procs=None):
     from spo_cli.train.loop import Trainer
 
-    algo = "ppo" if variant == "ppo" else "spo"
-    cfg = TrainConfig(model=str(model_dir), out=str(workdir / f"run-{variant}-{os.getpid()}"),
-                      problems=[str(workdir / "problems.jsonl")], values=[str(workdir / "values.jsonl")],
-                      algo=algo, offline_ratio=0.0, batch_size=SIZE["batch"], online_n=1, lr=1e-5, warmup=0,
-                      model_update_interval=1)
-    return Trainer(cfg)
+    return Trainer(train_config(workdir, model_dir, variant, SIZE["batch"]), procs=procs)
 
 
 def sft_step(trainer, exs) -> None:
@@ -123,10 +146,8 @@ def sft_step(trainer, exs) -> None:
 
 
 def _finish(trainer) -> None:
-    import torch
-
     params = [p for g in trainer.run.optimizer.param_groups for p in g["params"]]
-    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    trainer.run.procs.clip_grad_norm(params, 1.0)
     trainer.run.optimizer.step()
     trainer.run.optimizer.zero_grad(set_to_none=True)
 
@@ -162,14 +183,104 @@ def child(workdir: Path, model_dir: Path, variant: str, steps: int) -> None:
     print(json.dumps({"variant": variant, "peak_mb": peak_rss_mb()}))
 
 
+def dist_child(workdir: Path, layout: str, steps: int) -> None:
+    """One of the launched processes of a layout: its peak memory and step times (a JSON file)."""
+    import transformers.models.llama.modeling_llama  # noqa: F401 - imported before the baseline
+
+    from spo_cli.train.loop import Trainer
+    from spo_cli.train.processes import Processes
+
+    cfg = train_config(workdir, workdir / "dist-model", f"dist-{layout}", SIZE["batch"])
+    procs = Processes.start(cfg)
+    assert procs.kind == layout and procs.world == 2, (procs.kind, procs.world)
+    procs.barrier()
+    base = peak_rss_mb("VmRSS")
+    trainer = Trainer(cfg, procs=procs)
+    exs = procs.portion(examples(SIZE, 500, cached_ref=True))
+    times = []
+    for i in range(steps + 1):  # one warm-up step
+        procs.barrier()
+        t = time.perf_counter()
+        trainer.learn(exs)
+        _finish(trainer)
+        procs.barrier()
+        if i:
+            times.append(time.perf_counter() - t)
+    params = procs.unwrap(trainer.run.policy).parameters()
+    n_params = sum((p.to_local() if hasattr(p, "to_local") else p).numel() for p in params)  # FSDP: its shards
+    assert not trainer.run.reference.loaded
+    out = {"layout": layout, "rank": procs.rank, "added_mb": peak_rss_mb() - base, "step_s": times,
+           "local_params": n_params, "malloc": os.environ.get("MALLOC_MMAP_THRESHOLD_", "default")}
+    (workdir / f"dist-{layout}-{procs.rank}.json").write_text(json.dumps(out))
+
+
+# glibc raises its mmap threshold (up to 32 MB) after the first large block is freed, and keeps
+# later blocks of that size in its heaps: RSS then grows with allocator history. FSDP allocates and
+# frees a gathered layer at a time (on GPUs PyTorch's caching allocator reuses those blocks), so the
+# memory runs pin the threshold: blocks over 4 MB are mapped and returned when freed, and RSS follows
+# what is alive. Step times are measured with the default allocator.
+MEM_ENV = {"MALLOC_MMAP_THRESHOLD_": str(4 << 20)}
+
+
+def _launch_layout(wd: Path, layout: str, steps: int, quick: bool, env: dict) -> list[dict]:
+    from spo_cli.train.launch import accelerate_command
+
+    cmd = accelerate_command(2, None, LAYOUTS[layout]) + [__file__, "--dist-child", str(wd), layout, str(steps)]
+    cmd += ["--quick"] if quick else []
+    subprocess.run(cmd, env=dict(os.environ, OMP_NUM_THREADS="1", **env), check=True, stdout=subprocess.DEVNULL)
+    return [json.loads((wd / f"dist-{layout}-{r}.json").read_text()) for r in range(2)]
+
+
+def distributed(wd: Path, steps: int, quick: bool, reps: int) -> dict:
+    """FSDP2 against DDP: 2 processes each, launched like `spo train --num-processes 2` does; `reps`
+    launches per layout for step times (interleaved), one more per layout for peak memory."""
+    size = DIST_SIZES["quick" if quick else "full"]
+    model_dir = build(wd, size, "dist-model")
+    n_params = sum(t.numel() for t in _weights(model_dir).values())
+    log(f"distributed: {n_params / 1e6:.1f}M parameters, 2 processes (gloo), batch {size['batch']} x "
+        f"~{size['prompt'] + size['response']} tokens, {steps} timed steps x {reps} launches")
+    times: dict[str, list[float]] = {k: [] for k in LAYOUTS}
+    rss: dict[str, float] = {}
+    held: dict[str, float] = {}
+    for _ in range(reps):
+        for layout in LAYOUTS:
+            ranks = _launch_layout(wd, layout, steps, quick, {})
+            times[layout] += ranks[0]["step_s"]
+            rss[layout] = max(rss.get(layout, 0.0), *(r["added_mb"] for r in ranks))
+            held[layout] = ranks[0]["local_params"] / 1e6
+    res = {}
+    for layout in LAYOUTS:
+        ranks = _launch_layout(wd, layout, 1, quick, MEM_ENV)
+        res[layout] = {"peak_mb": round(max(r["added_mb"] for r in ranks), 1),
+                       "peak_mb_default_malloc": round(rss[layout], 1),
+                       "step_s": round(statistics.median(times[layout]), 3),
+                       "params_held_m": round(held[layout], 2)}
+        log(f"  {layout}: peak added per process {res[layout]['peak_mb']:.0f} MB ({rss[layout]:.0f} MB with glibc's "
+            f"default threshold), step {res[layout]['step_s']:.2f} s, parameters held: {held[layout]:.1f}M")
+    return {"params_m": round(n_params / 1e6, 2), **res, "steps": steps, "reps": reps,
+            "fsdp_mem_vs_ddp": round(res["fsdp"]["peak_mb"] / res["ddp"]["peak_mb"], 3),
+            "fsdp_step_vs_ddp": round(res["fsdp"]["step_s"] / res["ddp"]["step_s"], 3)}
+
+
+def _weights(model_dir: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(model_dir / "model.safetensors"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--steps", type=int, default=None, help="timed steps per variant")
+    ap.add_argument("--dist-steps", type=int, default=None, help="timed steps per launch of a layout (default 3; "
+                    "--quick: 2)")
+    ap.add_argument("--dist-reps", type=int, default=None, help="timed launches per layout (default 2; --quick: 1)")
+    ap.add_argument("--only", choices=("single", "distributed"), default=None, help="run one part only")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--mem-reps", type=int, default=None,
                     help="fresh processes per variant for peak memory, median (default 3; --quick: 1)")
     ap.add_argument("--child", nargs=3, metavar=("WORKDIR", "VARIANT", "STEPS"), help=argparse.SUPPRESS)
+    ap.add_argument("--dist-child", nargs=3, metavar=("WORKDIR", "LAYOUT", "STEPS"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     SIZE.update(SIZES["quick" if args.quick else "full"])
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -180,6 +291,17 @@ def main() -> None:
     if args.child:
         wd = Path(args.child[0])
         child(wd, wd / "model", args.child[1], int(args.child[2]))
+        return
+    if args.dist_child:
+        SIZE.update(DIST_SIZES["quick" if args.quick else "full"])
+        dist_child(Path(args.dist_child[0]), args.dist_child[1], int(args.dist_child[2]))
+        return
+    if args.only == "distributed":
+        with tempfile.TemporaryDirectory() as d:
+            dist = distributed(Path(d), args.dist_steps or (2 if args.quick else 3), args.quick,
+                               args.dist_reps or (1 if args.quick else 2))
+        print(json.dumps({"distributed": dist, "fsdp_mem_vs_ddp": dist["fsdp_mem_vs_ddp"],
+                          "fsdp_step_vs_ddp": dist["fsdp_step_vs_ddp"]}))
         return
     import torch
 
@@ -213,6 +335,8 @@ def main() -> None:
                 peaks[v].append(json.loads(out.strip().splitlines()[-1])["peak_mb"])
         mem = {v: statistics.median(peaks[v]) - statistics.median(peaks["none"]) for v in VARIANTS}
         log("peak memory added: " + " ".join(f"{v} {mem[v]:.0f} MB" for v in VARIANTS))
+        dist = None if args.only == "single" else distributed(wd, args.dist_steps or (2 if args.quick else 3),
+                                                               args.quick, args.dist_reps or (1 if args.quick else 2))
     result = {
         "params_m": round(n_params / 1e6, 2),
         "step_s": {v: round(med[v], 4) for v in VARIANTS},
@@ -225,8 +349,14 @@ def main() -> None:
         "steps": steps,
         "mem_reps": args.mem_reps,
     }
+    if dist is not None:
+        result.update(distributed=dist, fsdp_mem_vs_ddp=dist["fsdp_mem_vs_ddp"],
+                      fsdp_step_vs_ddp=dist["fsdp_step_vs_ddp"])
     log(f"SPO cached {result['spo_cached_vs_sft']}x SFT, live {result['spo_live_vs_sft']}x, PPO "
         f"{result['ppo_vs_sft']}x; SPO memory {result['spo_mem_vs_ppo']}x PPO's")
+    if dist is not None:
+        log(f"FSDP per-process peak memory {dist['fsdp_mem_vs_ddp']}x DDP's (goal <= 0.65), step time "
+            f"{dist['fsdp_step_vs_ddp']}x (goal <= 1.5)")
     print(json.dumps(result))
 
 
