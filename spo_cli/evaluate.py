@@ -13,7 +13,8 @@ the across-problem standard error). The report is one JSON-able dict:
       "per_problem": [{"problem_id", "n", "c", "pass@1": {"mean", "stderr"}, ...}]}], ...}
 
 Choices where the paper is silent:
-- Correct = reward 1 (every test passed). Judge errors (JE) are dropped from n and counted.
+- Correct = a success in spo_cli.judge.outcome's sense (reward 1: every test passed). Judge
+  errors (JE) are dropped from n and counted; an unjudged trajectory is bad input.
 - Per-problem standard error: the jackknife over the problem's n samples (leave one out), which
   needs only the counts: c leave-outs give pass@k(n-1, c-1), n-c give pass@k(n-1, c). For k = 1
   it is sqrt(p(1-p)/(n-1)). Null when n - 1 < k.
