@@ -38,6 +38,20 @@ def rows():
     return list(iter_problems(0, "train", 60))
 
 
+@pytest.fixture
+def threads():
+    """Torch threads for sampling on the CPU as spo_cli.hw chooses them (one on a busy machine,
+    where two collapse throughput), restored afterwards."""
+    import torch
+
+    from spo_cli.hw import resolve_threads
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(resolve_threads())
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def tok(rows):
     texts = [r["description"] for r in rows] + [s for r in rows for s in r["solutions"]["solution"]]
@@ -194,7 +208,7 @@ def test_cache_dir_defaults_to_env_then_home(monkeypatch, tmp_path):
     assert cache.cache_root() == Path.home() / ".cache" / "spo"
 
 
-def test_toy_model_samples_programs(toy_benchmark):
+def test_toy_model_samples_programs(toy_benchmark, threads):
     """The toy model, trained by the toolkit, writes program-shaped text for held-out statements."""
     from spo_cli.sampling import SampleOptions, make_sampler
 
@@ -277,7 +291,7 @@ def test_cli_build_into_a_directory(tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_default_model_solves_some_heldout_problems(default_benchmark):
+def test_default_model_solves_some_heldout_problems(default_benchmark, threads):
     """The default reference model is useful: greedy-ish sampling solves some held-out problems."""
     from spo_cli.evaluate import evaluate_models
 
