@@ -43,12 +43,7 @@ import numpy as np
 
 from spo_cli.errors import BadInput, SpoError
 from spo_cli.judge.client import Judge  # the memoising judge client (its home)
-
-SUCCESS = 1.0  # reward of a response that passed every test (MATH.md section 1: r_max = 1)
-
-
-def is_success(reward: float) -> bool:
-    return reward >= SUCCESS - 1e-9
+from spo_cli.judge.outcome import is_success, is_usable, judged_reward
 
 
 def _finite_or_none(x: float) -> float | None:
@@ -83,7 +78,7 @@ def value_record(problem_id: str, rewards: Mapping[float, int] | Iterable[float]
         r = np.asarray(list(rewards), dtype=np.float64)  # (K,)
     if r.size == 0:
         raise SpoError(f"problem {problem_id!r}: no judged samples to estimate a value from")
-    p_hat = float(np.mean(r >= SUCCESS - 1e-9))
+    p_hat = float(np.mean(is_success(r)))
     return new_value(
         problem_id=problem_id,
         v=soft_value(r, beta),
@@ -118,11 +113,8 @@ def estimate_values(trajectories: Iterable[dict], beta: float, *, sources: Itera
         if keep is not None and t.get("source") not in keep:
             stats.skipped_source += 1
             continue
-        reward = t.get("reward")
+        reward = judged_reward(t, n)
         if reward is None:
-            if t.get("verdict") is None:
-                raise BadInput(f"trajectory {n} (id {t.get('id')!r}, problem {t.get('problem_id')!r}) "
-                               "is not judged (reward null): run it through `spo judge` first")
             stats.judge_errors += 1
             continue
         stats.trajectories += 1
@@ -307,7 +299,7 @@ def estimate_problems(problems: Iterable[dict], sampler, judge: Judge, *, k: int
             on_samples(judged)
         for p in chunk:
             mine = [t for t in judged if t["problem_id"] == p["id"]]
-            good = [t["reward"] for t in mine if t.get("reward") is not None]
+            good = [t["reward"] for t in mine if is_usable(t)]
             if not good:
                 raise SpoError(f"problem {p['id']!r}: the judge failed on all {len(mine)} samples "
                                f"(first: {(mine[0].get('judge') or {}).get('detail') if mine else '-'})")
