@@ -48,6 +48,7 @@ from typing import Any, Callable
 import torch
 
 from spo_cli.errors import BadInput, SpoError
+from spo_cli.judge.outcome import is_usable
 from spo_cli.serve.worker import valid_for
 from spo_cli.train.config import AsyncConfig, TrainConfig
 from spo_cli.train.loop import Learner, StepData
@@ -287,7 +288,7 @@ class WorkerRollouts:
             return "foreign"
         if self.run.cfg.max_staleness > 0 and version - v > self.run.cfg.max_staleness:
             return "stale"
-        if rec.get("reward") is None:
+        if not is_usable(rec):
             return "unjudged"
         if rec.get("problem_id") not in self.run.problems:
             return "unknown"  # a worker given other problems than this learner
