@@ -29,6 +29,7 @@ import dataclasses
 import functools
 import inspect
 import sys
+import textwrap
 import types
 import typing
 from dataclasses import dataclass, field
@@ -65,19 +66,22 @@ def cli(*names: str, **kw: Any) -> dict:
 
 
 @functools.lru_cache(maxsize=None)
-def _class_nodes(filename: str) -> dict[str, ast.ClassDef]:
-    """The class definitions of a source file by qualified name (each file parsed once)."""
-    out: dict[str, ast.ClassDef] = {}
+def _class_node(filename: str, qualname: str) -> ast.ClassDef | None:
+    """The definition of a class, parsed from its own lines only (parsing whole modules for every
+    command would slow down every `spo` start)."""
+    import linecache
+    import re
 
-    def walk(body: list, prefix: str) -> None:
-        for node in body:
-            if isinstance(node, ast.ClassDef):
-                out[prefix + node.name] = node
-                walk(node.body, f"{prefix}{node.name}.")
-
-    with open(filename, encoding="utf-8") as f:
-        walk(ast.parse(f.read(), filename).body, "")
-    return out
+    lines = linecache.getlines(filename)
+    name = qualname.rpartition(".")[2]
+    pattern = re.compile(rf"^(\s*)class\s+{re.escape(name)}\b")
+    for i, line in enumerate(lines):
+        if pattern.match(line):
+            block = inspect.getblock(lines[i:])
+            tree = ast.parse(textwrap.dedent("".join(block)))
+            node = tree.body[0]
+            return node if isinstance(node, ast.ClassDef) else None
+    return None
 
 
 def field_docs(cls: type) -> dict[str, str]:
@@ -88,7 +92,7 @@ def field_docs(cls: type) -> dict[str, str]:
         if not dataclasses.is_dataclass(klass):
             continue
         filename = getattr(sys.modules.get(klass.__module__), "__file__", None)
-        node = _class_nodes(filename).get(klass.__qualname__) if filename else None
+        node = _class_node(filename, klass.__qualname__) if filename else None
         if node is None:
             continue
         for a, b in zip(node.body, node.body[1:]):
