@@ -123,14 +123,30 @@ def _as_text(value: Any) -> Any:
     return value
 
 
+def _default(f: dataclasses.Field) -> Any:
+    """A field's default (a fresh one from its factory), or MISSING when it is required."""
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return dataclasses.MISSING
+
+
 @dataclass
 class _Spec:
-    name: str
+    of: dataclasses.Field
     flags: list[str]
     cli: Cli
     field_type: Any
-    field_default: Any  # dataclasses.MISSING when required
     help: str
+
+    @property
+    def name(self) -> str:
+        return self.of.name
+
+    @property
+    def field_default(self) -> Any:
+        return _default(self.of)
 
 
 class Options:
@@ -154,12 +170,7 @@ class Options:
             if f.name in skip or not f.init:
                 continue
             c = spelled.get(f.name) or f.metadata.get("cli") or Cli()
-            if f.default is not dataclasses.MISSING:
-                default = f.default
-            elif f.default_factory is not dataclasses.MISSING:
-                default = f.default_factory()
-            else:
-                default = dataclasses.MISSING
+            default = _default(f)
             flag = "--" + f.name.replace("_", "-")
             tp = hints[f.name]
             if c.names:
@@ -171,10 +182,7 @@ class Options:
             help_ = c.help if c.help is not None else docs.get(f.name, "")
             if c.default is None and default not in (None, dataclasses.MISSING):
                 help_ += f"  [default: {_as_text(default)}]"
-            self.specs.append(_Spec(f.name, flags, c, tp, default, help_))
-
-    def option_names(self, name: str) -> list[str]:
-        return next(s.flags for s in self.specs if s.name == name)
+            self.specs.append(_Spec(f, flags, c, tp, help_))
 
     def parameter(self, s: _Spec) -> inspect.Parameter:
         c, tp = s.cli, s.field_type
