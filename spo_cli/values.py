@@ -19,7 +19,7 @@ problem at a time.
 
 End to end (`estimate_problems`): sample K per problem from the reference model, judge, estimate,
 one Value record per problem as soon as its K samples are judged; the caller writes each one
-durably (see spo_cli.commands.estimate_v for how a killed run resumes).
+durably (see spo_cli.estimate_v for how a killed run resumes).
 
 Choices where the paper is silent:
 - Judge errors (verdict JE, reward null: the judge failed, not the program) are left out of K and
