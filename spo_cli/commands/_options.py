@@ -25,6 +25,7 @@ spo_cli.parsing; its default is shown as text ("0.2,0.8").
 from __future__ import annotations
 
 import ast
+import contextlib
 import dataclasses
 import functools
 import inspect
@@ -33,7 +34,7 @@ import textwrap
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, List, Mapping, Optional
+from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional
 
 import typer
 
@@ -236,15 +237,23 @@ class Options:
     def build(self, values: Mapping[str, Any]) -> Any:
         """The dataclass from field values; its ValueError (a bad value or combination of values)
         becomes a usage error, exit code 2."""
-        try:
+        with usage_errors():
             return self.cls(**values)
-        except ValueError as e:
-            raise typer.BadParameter(str(e)) from None
 
     def take(self, kwargs: dict, **given: Any) -> Any:
         """The dataclass built from a command's keyword arguments (see `values`) and `given`
         fields (those the command supplies itself)."""
         return self.build({**self.values(kwargs), **given})
+
+
+@contextlib.contextmanager
+def usage_errors() -> Iterator[None]:
+    """A ValueError inside (a library's check of the options it was given) becomes a usage error,
+    exit code 2, with its message."""
+    try:
+        yield
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
 
 
 def signature(*groups: Options, extra: Iterable[inspect.Parameter] = ()) -> inspect.Signature:

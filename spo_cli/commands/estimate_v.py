@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import typer
 
 from spo_cli.commands._options import (DEDUP, JUDGING, READING, RUNTIME, WRITING, Cli, Options, cli,
-                                       signature)
+                                       signature, usage_errors)
 from spo_cli.estimate_v import EstimateOptions
 from spo_cli.sampling.base import SampleOptions
 
@@ -106,10 +106,8 @@ def _end_to_end(args: EstimateV, out, reading, **kw) -> None:
     if args.problems is None:
         raise typer.BadParameter("--model needs --problems", param_hint="--problems")
     est, e2e, runtime = ESTIMATE.take(kw), E2E.take(kw), RUNTIME.take(kw)
-    try:
+    with usage_errors():
         sopts = est.sample_options(BATCH.values(kw)["batch_size"])
-    except ValueError as e:
-        raise typer.BadParameter(str(e)) from None
     jobs = JUDGING.take(kw).jobs
     k, beta = est.k, args.beta
     values = ValuesOutput(out.output, beta=beta, k=k, fresh=e2e.fresh, compress=out.compress)

@@ -8,7 +8,8 @@ from functools import partial
 
 import typer
 
-from spo_cli.commands._options import JUDGING, READING, RUNTIME, WRITING, Cli, Options, cli, signature
+from spo_cli.commands._options import (JUDGING, READING, RUNTIME, WRITING, Cli, Options, cli, signature,
+                                       usage_errors)
 from spo_cli.parsing import parse_range
 from spo_cli.pts import PTSOptions
 from spo_cli.sampling.base import SampleOptions
@@ -78,12 +79,10 @@ def main(**kw) -> None:
     if search["p_range"] == (0.0, 1.0) and args.values is None:
         search["p_range"] = None  # every problem: nothing to select by
     opts = SEARCH.build(search)
-    try:
+    with usage_errors():
         sopts = SampleOptions(n=1, temperature=opts.temperature, top_p=args.top_p,
                               max_new_tokens=opts.max_new_tokens, seed=opts.seed, source="pts-rollout",
                               batch_size=BATCH.values(kw)["batch_size"])
-    except ValueError as e:
-        raise typer.BadParameter(str(e)) from None
     if args.values is None and opts.p_range is not None and mv.policy == "error":
         raise typer.BadParameter("selecting by --p-range needs --values (or --missing-value "
                                  "estimate, or --p-range 0,1)", param_hint="--values")
