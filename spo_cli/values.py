@@ -19,7 +19,7 @@ problem at a time.
 
 End to end (`estimate_problems`): sample K per problem from the reference model, judge, estimate,
 one Value record per problem as soon as its K samples are judged; the caller writes each one
-durably (see spo_cli.commands.estimate_v for how a killed run resumes).
+durably (see spo_cli.estimate_v for how a killed run resumes).
 
 Choices where the paper is silent:
 - Judge errors (verdict JE, reward null: the judge failed, not the program) are left out of K and
@@ -65,8 +65,9 @@ def p_hat_histogram(ps: Iterable[float], bins: int = 5) -> str:
 
 
 def value_record(problem_id: str, rewards: Mapping[float, int] | Iterable[float], beta: float,
-                 **extra) -> dict:
-    """The Value record of one problem from its K judged rewards (a list, or {reward: count})."""
+                 judge_errors: int = 0, **extra) -> dict:
+    """The Value record of one problem from its K judged rewards (a list, or {reward: count});
+    `judge_errors` (samples left out because the judge failed) is recorded when there were any."""
     from spo_cli.core.estimators import soft_value, soft_value_stderr
     from spo_cli.schema import new_value
 
@@ -86,6 +87,7 @@ def value_record(problem_id: str, rewards: Mapping[float, int] | Iterable[float]
         beta=float(beta),
         p_hat=p_hat,
         stderr=_finite_or_none(soft_value_stderr(r, beta)),
+        **({"judge_errors": int(judge_errors)} if judge_errors else {}),
         **extra,
     )
 
@@ -109,6 +111,7 @@ def estimate_values(trajectories: Iterable[dict], beta: float, *, sources: Itera
     stats = stats if stats is not None else EstimateStats()
     keep = set(sources) if sources is not None else None
     hist: dict[str, Counter] = {}
+    errors: Counter = Counter()  # judge errors per problem
     for n, t in enumerate(trajectories, 1):
         if keep is not None and t.get("source") not in keep:
             stats.skipped_source += 1
@@ -116,12 +119,13 @@ def estimate_values(trajectories: Iterable[dict], beta: float, *, sources: Itera
         reward = judged_reward(t, n)
         if reward is None:
             stats.judge_errors += 1
+            errors[t["problem_id"]] += 1
             continue
         stats.trajectories += 1
         hist.setdefault(t["problem_id"], Counter())[float(reward)] += 1
     for pid, counts in hist.items():
         stats.problems += 1
-        yield value_record(pid, counts, beta)
+        yield value_record(pid, counts, beta, errors[pid])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -304,7 +308,7 @@ def estimate_problems(problems: Iterable[dict], sampler, judge: Judge, *, k: int
                 raise SpoError(f"problem {p['id']!r}: the judge failed on all {len(mine)} samples "
                                f"(first: {(mine[0].get('judge') or {}).get('detail') if mine else '-'})")
             errors = len(mine) - len(good)
-            yield value_record(p["id"], Counter(good), beta, **({"judge_errors": errors} if errors else {}))
+            yield value_record(p["id"], Counter(good), beta, errors)
         if on_batch_done is not None:
             on_batch_done()
 
