@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from spo_cli.errors import BadInput, SpoError
-from spo_cli.judge.client import Judge  # the memoising judge client (its home)
+from spo_cli.judge.client import Judge, rollouts
 from spo_cli.judge.outcome import is_success, is_usable, judged_reward
 
 
@@ -294,9 +294,7 @@ def estimate_problems(problems: Iterable[dict], sampler, judge: Judge, *, k: int
     chunk: list[dict] = []
 
     def run(chunk: list[dict]) -> Iterator[dict]:
-        by_id = {p["id"]: p for p in chunk}
-        samples = sampler.sample(chunk, k)
-        judged = list(judge(samples, by_id))
+        judged = rollouts(sampler, chunk, judge, n=k).judged
         if on_progress is not None:
             on_progress(len(judged))
         if on_samples is not None:

@@ -318,7 +318,7 @@ def test_cli_output_file_is_value_records(tmp_path):
 
 
 def test_judge_glue_reuses_repeated_responses_and_names_a_missing_problem():
-    from spo_cli.values import Judge
+    from spo_cli.judge.client import Judge
 
     prob = {"id": "dbl", "prompt": "p", "tests": [{"input": "3\n", "output": "6\n"}]}
     trajs = [new_trajectory(problem_id="dbl", prompt="p", response=r) for r in

@@ -101,7 +101,8 @@ def _end_to_end(args: EstimateV, out, reading, **kw) -> None:
     from spo_cli.estimate_v import ValuesOutput
     from spo_cli.sampling import make_sampler
     from spo_cli.streams import ReadStats, add_shard, read_records
-    from spo_cli.values import Judge, estimate_problems, p_hat_histogram
+    from spo_cli.judge.client import Judge
+    from spo_cli.values import estimate_problems, p_hat_histogram
 
     if args.problems is None:
         raise typer.BadParameter("--model needs --problems", param_hint="--problems")

@@ -67,7 +67,8 @@ def main(**kw) -> None:
     from spo_cli.pts import PrefixRollouts, PTSStats, pivotal_token_search
     from spo_cli.sampling import make_sampler
     from spo_cli.streams import ReadStats, index_by, open_writer, read_records
-    from spo_cli.values import Judge, load_values, p_hat_histogram, parse_missing_value
+    from spo_cli.judge.client import Judge
+    from spo_cli.values import load_values, p_hat_histogram, parse_missing_value
 
     args, out, runtime = ARGS.take(kw), WRITING.take(kw), RUNTIME.take(kw)
     skip_invalid = READING.take(kw).skip_invalid
