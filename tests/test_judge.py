@@ -417,9 +417,11 @@ def test_a_program_cannot_claim_a_judge_error(pool):
     assert r["verdict"] in ("WA", "CE") and r["reward"] == 0.0
     r = judge(pool, SQUARES, "import os\nos.write(4, b'pwned')\nprint(-1)\n")  # fd 4 is closed
     assert r["verdict"] == "RE" and r["reward"] == 0.0
-    sabotage = "import sys\nsys.modules['math'] = None\ndef add(a, b):\n    return a + b\n"
-    r = judge(pool, MBPP, sabotage)  # breaks the test code's `import math`
-    assert r["verdict"] == "RE" and r["reward"] == 0.0
+    # The tests run in a process of their own: breaking imports in the program's process
+    # changes nothing for them (a correct add still passes, a wrong one still fails).
+    sabotage = "import sys\nsys.modules['math'] = None\ndef add(a, b):\n    return a + b{}\n"
+    assert judge(pool, MBPP, sabotage.format(""))["verdict"] == "OK"
+    assert judge(pool, MBPP, sabotage.format(" + 1"))["verdict"] == "WA"
 
 
 def test_a_program_cannot_replace_the_checker(pool):

@@ -1,0 +1,326 @@
+"""Memory per run, not per process: how the judge counts everything a run holds.
+
+Three ways, strongest first (`select("auto")` takes the first that works here):
+- "cgroup2": a cgroup v2 subtree the judge may write (our own cgroup when the memory and pids
+  controllers are enabled below it, or the directory in $SPO_JUDGE_CGROUP). Each runner gets a
+  cgroup for its programs (P) and one for its testers (T); a run's processes join them before
+  they allocate anything. memory.max counts all of a run's processes, its tmpfs (/tmp,
+  /dev/shm), memfds and page tables; memory.swap.max 0; memory.oom.group kills the whole run;
+  pids.max bounds its processes. An OOM kill (memory.events oom_kill) is MLE; memory.peak is
+  recorded.
+- "cgroup1": the same with the v1 memory controller (memory.limit_in_bytes and
+  memory.memsw.limit_in_bytes, max_usage_in_bytes, oom_control's oom_kill), where the judge
+  can create memory cgroups (as root on machines with a v1 hierarchy).
+- "rlimit-as(one process)": no cgroup. A run may then have one address space only: the
+  sandbox's seccomp filter refuses fork, vfork, clone without CLONE_VM, execve(at) and
+  memfd_create (threads still work: they share the address space), so RLIMIT_AS of that one
+  process bounds everything it maps, and /tmp and /dev/shm share one tmpfs whose size is taken
+  out of the same budget. What is left outside: kernel memory for pipe and socket buffers and
+  similar objects, bounded through the open-file limit (RLIMIT_NOFILE) and the kernel's per-user
+  pipe limits, not by the memory limit. Programs that start processes fail (RE) here.
+
+The judge (trusted, outside the sandbox) owns the cgroups: it creates them, writes the limits,
+reads the counters and removes them; the sandbox gets only an open cgroup.procs descriptor per
+role, which a run's process writes "0" to (joins) and closes before any program code runs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import threading
+
+ONE_PROCESS = "rlimit-as(one process)"
+KINDS = ("cgroup2", "cgroup1", ONE_PROCESS)
+CHOICES = ("auto", "cgroup2", "cgroup1", "rlimit")
+
+
+class Accounting:
+    """How runs' memory is counted (one per pool); makes the cgroups of each runner."""
+
+    name = ONE_PROCESS
+    one_process = True
+
+    def runner(self) -> "RunnerCgroups | None":
+        return None
+
+
+class _CgroupAccounting(Accounting):
+    one_process = False
+
+    def __init__(self, base: str):
+        self.base = base
+        _clean_stale(base)
+
+    def runner(self) -> "RunnerCgroups":
+        return RunnerCgroups(self)
+
+
+class Cgroup2(_CgroupAccounting):
+    name = "cgroup2"
+    version = 2
+
+
+class Cgroup1(_CgroupAccounting):
+    name = "cgroup1"
+    version = 1
+
+
+def _write(path: str, value) -> None:
+    with open(path, "w") as f:
+        f.write(str(value))
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read()
+
+
+def _field(text: str, key: str) -> int:
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[0] == key:
+            return int(parts[1])
+    return 0
+
+
+_STALE = re.compile(r"spo-judge-(\d+)-[0-9a-f]+$")
+
+
+def _clean_stale(base: str) -> None:
+    """Remove the cgroups of judges that have exited (a killed judge cannot remove its own)."""
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return
+    for name in names:
+        m = _STALE.match(name)
+        if not m or os.path.exists(f"/proc/{m.group(1)}"):
+            continue
+        for sub in ("p", "t", ""):
+            try:
+                os.rmdir(os.path.join(base, name, sub))
+            except OSError:
+                pass
+
+
+class RunnerCgroups:
+    """The cgroups of one runner: `p` for its programs, `t` for its testers."""
+
+    def __init__(self, acc: _CgroupAccounting):
+        self.version = acc.version
+        self.dir = os.path.join(acc.base, f"spo-judge-{os.getpid()}-{secrets.token_hex(4)}")
+        self._mem = {"p": None, "t": None}
+        self._oom0 = {"p": 0, "t": 0}
+        self._peak_fd: dict[str, int | None] = {"p": None, "t": None}
+        self.fds: dict[str, int] = {}
+        os.mkdir(self.dir, 0o755)
+        try:
+            if self.version == 2:
+                _write(os.path.join(self.dir, "cgroup.subtree_control"), "+memory +pids")
+            for role in ("p", "t"):
+                d = os.path.join(self.dir, role)
+                os.mkdir(d, 0o755)
+                if self.version == 2:
+                    for name, value in (("memory.swap.max", 0), ("memory.oom.group", 1)):
+                        if os.path.exists(os.path.join(d, name)):
+                            _write(os.path.join(d, name), value)
+                else:
+                    try:
+                        _write(os.path.join(d, "memory.swappiness"), 0)
+                    except OSError:
+                        pass
+                # Inherited by the runner; its processes write "0" to join (the open-time
+                # credentials, the judge's, are what the kernel checks).
+                self.fds[role] = os.open(os.path.join(d, "cgroup.procs"), os.O_WRONLY)
+        except BaseException:
+            self.close()
+            raise
+
+    def _file(self, role: str, name: str) -> str:
+        return os.path.join(self.dir, role, name)
+
+    def before(self, mem_bytes: int, nproc: int) -> None:
+        """Limits and fresh counters for the next run."""
+        for role in ("p", "t"):
+            if self._mem[role] != mem_bytes:
+                self._set_limit(role, mem_bytes, nproc)
+                self._mem[role] = mem_bytes
+            if self.version == 2:
+                self._oom0[role] = _field(_read(self._file(role, "memory.events")), "oom_kill")
+                fd = self._peak_fd[role]
+                if fd is None and os.path.exists(self._file(role, "memory.peak")):
+                    fd = self._peak_fd[role] = os.open(self._file(role, "memory.peak"), os.O_RDWR)
+                if fd is not None:
+                    try:  # a per-descriptor reset (Linux 6.12+); else the cgroup's lifetime peak
+                        os.write(fd, b"reset\n")
+                    except OSError:
+                        pass
+            else:
+                self._oom0[role] = _field(_read(self._file(role, "memory.oom_control")),
+                                          "oom_kill")
+                _write(self._file(role, "memory.max_usage_in_bytes"), 0)
+
+    def _set_limit(self, role: str, mem: int, nproc: int) -> None:
+        if self.version == 2:
+            _write(self._file(role, "memory.max"), mem)
+            _write(self._file(role, "pids.max"), nproc + 4)
+            return
+        # v1: memory+swap must stay >= memory, so raising writes memsw first, lowering (and the
+        # first write, down from unlimited) memory first.
+        names = ["memory.limit_in_bytes"]
+        if os.path.exists(self._file(role, "memory.memsw.limit_in_bytes")):
+            names.append("memory.memsw.limit_in_bytes")
+            if self._mem[role] is not None and mem > self._mem[role]:
+                names.reverse()
+        for name in names:
+            _write(self._file(role, name), mem)
+
+    def after(self) -> dict:
+        """{"p": {"peak": bytes, "oom": bool}, "t": {...}} of the run just ended."""
+        out = {}
+        for role in ("p", "t"):
+            if self.version == 2:
+                oom = _field(_read(self._file(role, "memory.events")), "oom_kill")
+                fd = self._peak_fd[role]
+                peak = int(os.pread(fd, 64, 0) or 0) if fd is not None else 0
+            else:
+                oom = _field(_read(self._file(role, "memory.oom_control")), "oom_kill")
+                peak = int(_read(self._file(role, "memory.max_usage_in_bytes")))
+            out[role] = {"peak": peak, "oom": oom > self._oom0[role]}
+        return out
+
+    def close(self) -> None:
+        for fd in list(self.fds.values()) + [f for f in self._peak_fd.values() if f is not None]:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.fds = {}
+        self._peak_fd = {"p": None, "t": None}
+        for sub in ("p", "t", ""):
+            try:
+                os.rmdir(os.path.join(self.dir, sub))
+            except OSError:
+                pass
+
+
+# ------------------------------------------------------------------------------------------
+# Finding a cgroup the judge may use
+
+def _mounts() -> list[tuple[str, str, str, str]]:
+    """(mount root, mount point, fs type, super options) of this process's mounts."""
+    out = []
+    try:
+        with open("/proc/self/mountinfo") as f:
+            for line in f:
+                left, _, right = line.partition(" - ")
+                a, b = left.split(), right.split()
+                if len(a) >= 5 and len(b) >= 3:
+                    out.append((a[3], a[4].replace("\\040", " "), b[0], b[2]))
+    except OSError:
+        pass
+    return out
+
+
+def _own_cgroups() -> dict[str, str]:
+    """controller ("" for v2) -> this process's cgroup path."""
+    out = {}
+    try:
+        with open("/proc/self/cgroup") as f:
+            for line in f:
+                parts = line.rstrip("\n").split(":", 2)
+                if len(parts) == 3:
+                    for c in parts[1].split(",") if parts[1] else [""]:
+                        out[c] = parts[2]
+    except OSError:
+        pass
+    return out
+
+
+def _under(mount_root: str, mount_point: str, path: str) -> str | None:
+    root = mount_root.rstrip("/")
+    if root and not (path == root or path.startswith(root + "/")):
+        return None
+    return mount_point + path[len(root):]
+
+
+def _v2_base() -> str | None:
+    explicit = os.environ.get("SPO_JUDGE_CGROUP")
+    bases = []
+    if explicit:
+        bases.append(explicit)
+    path = _own_cgroups().get("")
+    if path is not None:
+        for root, point, fstype, _ in _mounts():
+            if fstype == "cgroup2":
+                d = _under(root, point, path)
+                if d:
+                    bases.append(d)
+    for base in bases:
+        try:
+            controllers = _read(os.path.join(base, "cgroup.controllers")).split()
+            if not {"memory", "pids"} <= set(controllers):
+                continue
+            enabled = set(_read(os.path.join(base, "cgroup.subtree_control")).split())
+            if not {"memory", "pids"} <= enabled:
+                _write(os.path.join(base, "cgroup.subtree_control"), "+memory +pids")
+            if _usable(Cgroup2, base):
+                return base
+        except OSError:
+            continue
+    return None
+
+
+def _v1_base() -> str | None:
+    path = _own_cgroups().get("memory")
+    if path is None:
+        return None
+    for root, point, fstype, opts in _mounts():
+        if fstype == "cgroup" and "memory" in opts.split(","):
+            base = _under(root, point, path)
+            if base and _usable(Cgroup1, base):
+                return base
+    return None
+
+
+def _usable(cls, base: str) -> bool:
+    try:
+        acc = cls.__new__(cls)
+        acc.base = base
+        r = RunnerCgroups(acc)
+        try:
+            r.before(64 << 20, 8)
+            r.after()
+        finally:
+            r.close()
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+_lock = threading.Lock()
+_cache: dict[str, Accounting | None] = {}
+
+
+def select(kind: str = "auto") -> Accounting:
+    """The accounting `kind` asks for ("auto": the strongest available). Raises ValueError when
+    a named one is not available here."""
+    if kind not in CHOICES:
+        raise ValueError(f"memory accounting must be one of {', '.join(CHOICES)}; got {kind!r}")
+    if kind == "rlimit":
+        return Accounting()
+    with _lock:
+        for name, find, cls in (("cgroup2", _v2_base, Cgroup2), ("cgroup1", _v1_base, Cgroup1)):
+            if kind not in ("auto", name):
+                continue
+            if name not in _cache:
+                base = find()
+                _cache[name] = cls(base) if base else None
+            if _cache[name] is not None:
+                return _cache[name]
+    if kind != "auto":
+        raise ValueError(f"{kind} memory accounting is not available here (no writable "
+                         f"{kind} memory controller)")
+    return Accounting()
