@@ -21,8 +21,10 @@ from spo_cli.judge.plain import Pairs, SetOf
 
 FLOAT_TOLERANCE = 1e-5
 
-_INT = re.compile(rb"[+-]?[0-9]+")
-_FLOAT = re.compile(rb"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+# Possessive quantifiers: linear time on any token (the plain form backtracks polynomially,
+# and a program's output is a token of up to the output limit).
+_INT = re.compile(rb"[+-]?+[0-9]++")
+_FLOAT = re.compile(rb"[+-]?+(?:[0-9]++(?:\.[0-9]*+)?+|\.[0-9]++)(?:[eE][+-]?+[0-9]++)?+")
 
 
 def tokens(output: bytes) -> list[bytes]:
@@ -94,7 +96,10 @@ def _json_key(k):
     if k is None:
         return "null"
     if type(k) is int:
-        return str(k)
+        try:
+            return str(k)
+        except ValueError:  # more digits than Python converts: no JSON value has such a key
+            return None
     if type(k) is float:
         return "NaN" if k != k else "Infinity" if k == math.inf else "-Infinity" \
             if k == -math.inf else repr(k)

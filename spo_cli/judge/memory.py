@@ -3,11 +3,10 @@
 Three ways, strongest first (`select("auto")` takes the first that works here):
 - "cgroup2": a cgroup v2 subtree the judge may write (our own cgroup when the memory and pids
   controllers are enabled below it, or the directory in $SPO_JUDGE_CGROUP). Each runner gets a
-  cgroup for its programs (P) and one for its testers (T); a run's processes join them before
-  they allocate anything. memory.max counts all of a run's processes, its tmpfs (/tmp,
-  /dev/shm), memfds and page tables; memory.swap.max 0; memory.oom.group kills the whole run;
-  pids.max bounds its processes. An OOM kill (memory.events oom_kill) is MLE; memory.peak is
-  recorded.
+  cgroup; every process of a run (the program, its tester, whatever they start) is born in it.
+  memory.max counts all of them, the run's tmpfs (/tmp, /dev/shm), memfds, page tables and
+  pipe buffers; memory.swap.max 0; pids.max bounds the processes. An OOM kill (memory.events
+  oom_kill) is MLE; memory.peak is recorded.
 - "cgroup1": the same with the v1 memory controller (memory.limit_in_bytes and
   memory.memsw.limit_in_bytes, max_usage_in_bytes, oom_control's oom_kill), where the judge
   can create memory cgroups (as root on machines with a v1 hierarchy).
@@ -20,8 +19,8 @@ Three ways, strongest first (`select("auto")` takes the first that works here):
   pipe limits, not by the memory limit. Programs that start processes fail (RE) here.
 
 The judge (trusted, outside the sandbox) owns the cgroups: it creates them, writes the limits,
-reads the counters and removes them; the sandbox gets only an open cgroup.procs descriptor per
-role, which a run's process writes "0" to (joins) and closes before any program code runs.
+reads the counters and removes them; the runner gets only an open cgroup.procs descriptor,
+which it writes "0" to (joins) once, after its warm-up, and closes before any run.
 """
 
 from __future__ import annotations
@@ -98,112 +97,102 @@ def _clean_stale(base: str) -> None:
         m = _STALE.match(name)
         if not m or os.path.exists(f"/proc/{m.group(1)}"):
             continue
-        for sub in ("p", "t", ""):
-            try:
-                os.rmdir(os.path.join(base, name, sub))
-            except OSError:
-                pass
+        try:
+            os.rmdir(os.path.join(base, name))
+        except OSError:
+            pass
 
 
 class RunnerCgroups:
-    """The cgroups of one runner: `p` for its programs, `t` for its testers."""
+    """The cgroup of one runner: the runner (Z) joins it once, after its warm-up (so its own
+    heap stays charged where it was), and every run's processes, P, T and anything they start,
+    are born in it: no migration per run (a cgroup migration waits for an RCU grace period,
+    ~10 ms). Between runs only Z is left in it; the limit is set per run."""
 
     def __init__(self, acc: _CgroupAccounting):
         self.version = acc.version
         self.dir = os.path.join(acc.base, f"spo-judge-{os.getpid()}-{secrets.token_hex(4)}")
-        self._mem = {"p": None, "t": None}
-        self._oom0 = {"p": 0, "t": 0}
-        self._peak_fd: dict[str, int | None] = {"p": None, "t": None}
+        self._mem = None
+        self._oom0 = 0
+        self._peak_fd: int | None = None
         self.fds: dict[str, int] = {}
         os.mkdir(self.dir, 0o755)
         try:
             if self.version == 2:
-                _write(os.path.join(self.dir, "cgroup.subtree_control"), "+memory +pids")
-            for role in ("p", "t"):
-                d = os.path.join(self.dir, role)
-                os.mkdir(d, 0o755)
-                if self.version == 2:
-                    for name, value in (("memory.swap.max", 0), ("memory.oom.group", 1)):
-                        if os.path.exists(os.path.join(d, name)):
-                            _write(os.path.join(d, name), value)
-                else:
-                    try:
-                        _write(os.path.join(d, "memory.swappiness"), 0)
-                    except OSError:
-                        pass
-                # Inherited by the runner; its processes write "0" to join (the open-time
-                # credentials, the judge's, are what the kernel checks).
-                self.fds[role] = os.open(os.path.join(d, "cgroup.procs"), os.O_WRONLY)
+                if os.path.exists(self._file("memory.swap.max")):
+                    _write(self._file("memory.swap.max"), 0)
+            else:
+                try:
+                    _write(self._file("memory.swappiness"), 0)
+                except OSError:
+                    pass
+            # Inherited by the runner, which writes "0" to join (the open-time credentials,
+            # the judge's, are what the kernel checks).
+            self.fds["z"] = os.open(self._file("cgroup.procs"), os.O_WRONLY)
         except BaseException:
             self.close()
             raise
 
-    def _file(self, role: str, name: str) -> str:
-        return os.path.join(self.dir, role, name)
+    def _file(self, name: str) -> str:
+        return os.path.join(self.dir, name)
 
     def before(self, mem_bytes: int, nproc: int) -> None:
-        """Limits and fresh counters for the next run."""
-        for role in ("p", "t"):
-            if self._mem[role] != mem_bytes:
-                self._set_limit(role, mem_bytes, nproc)
-                self._mem[role] = mem_bytes
-            if self.version == 2:
-                self._oom0[role] = _field(_read(self._file(role, "memory.events")), "oom_kill")
-                fd = self._peak_fd[role]
-                if fd is None and os.path.exists(self._file(role, "memory.peak")):
-                    fd = self._peak_fd[role] = os.open(self._file(role, "memory.peak"), os.O_RDWR)
-                if fd is not None:
-                    try:  # a per-descriptor reset (Linux 6.12+); else the cgroup's lifetime peak
-                        os.write(fd, b"reset\n")
-                    except OSError:
-                        pass
-            else:
-                self._oom0[role] = _field(_read(self._file(role, "memory.oom_control")),
-                                          "oom_kill")
-                _write(self._file(role, "memory.max_usage_in_bytes"), 0)
-
-    def _set_limit(self, role: str, mem: int, nproc: int) -> None:
+        """The limit and fresh counters for the next run."""
+        if self._mem != mem_bytes:
+            self._set_limit(mem_bytes, nproc)
+            self._mem = mem_bytes
         if self.version == 2:
-            _write(self._file(role, "memory.max"), mem)
-            _write(self._file(role, "pids.max"), nproc + 4)
+            self._oom0 = _field(_read(self._file("memory.events")), "oom_kill")
+            fd = self._peak_fd
+            if fd is None and os.path.exists(self._file("memory.peak")):
+                fd = self._peak_fd = os.open(self._file("memory.peak"), os.O_RDWR)
+            if fd is not None:
+                try:  # a per-descriptor reset (Linux 6.12+); else the cgroup's lifetime peak
+                    os.write(fd, b"reset\n")
+                except OSError:
+                    pass
+        else:
+            self._oom0 = _field(_read(self._file("memory.oom_control")), "oom_kill")
+            _write(self._file("memory.max_usage_in_bytes"), 0)
+
+    def _set_limit(self, mem: int, nproc: int) -> None:
+        if self.version == 2:
+            _write(self._file("memory.max"), mem)
+            _write(self._file("pids.max"), nproc + 8)  # the runner, the tester and the program's
             return
         # v1: memory+swap must stay >= memory, so raising writes memsw first, lowering (and the
         # first write, down from unlimited) memory first.
         names = ["memory.limit_in_bytes"]
-        if os.path.exists(self._file(role, "memory.memsw.limit_in_bytes")):
+        if os.path.exists(self._file("memory.memsw.limit_in_bytes")):
             names.append("memory.memsw.limit_in_bytes")
-            if self._mem[role] is not None and mem > self._mem[role]:
+            if self._mem is not None and mem > self._mem:
                 names.reverse()
         for name in names:
-            _write(self._file(role, name), mem)
+            _write(self._file(name), mem)
 
     def after(self) -> dict:
-        """{"p": {"peak": bytes, "oom": bool}, "t": {...}} of the run just ended."""
-        out = {}
-        for role in ("p", "t"):
-            if self.version == 2:
-                oom = _field(_read(self._file(role, "memory.events")), "oom_kill")
-                fd = self._peak_fd[role]
-                peak = int(os.pread(fd, 64, 0) or 0) if fd is not None else 0
-            else:
-                oom = _field(_read(self._file(role, "memory.oom_control")), "oom_kill")
-                peak = int(_read(self._file(role, "memory.max_usage_in_bytes")))
-            out[role] = {"peak": peak, "oom": oom > self._oom0[role]}
-        return out
+        """{"peak": bytes, "oom": bool} of the run just ended."""
+        if self.version == 2:
+            oom = _field(_read(self._file("memory.events")), "oom_kill")
+            fd = self._peak_fd
+            peak = int(os.pread(fd, 64, 0) or 0) if fd is not None else 0
+        else:
+            oom = _field(_read(self._file("memory.oom_control")), "oom_kill")
+            peak = int(_read(self._file("memory.max_usage_in_bytes")))
+        return {"peak": peak, "oom": oom > self._oom0}
 
     def close(self) -> None:
-        for fd in list(self.fds.values()) + [f for f in self._peak_fd.values() if f is not None]:
+        for fd in list(self.fds.values()) + ([self._peak_fd] if self._peak_fd is not None else []):
             try:
                 os.close(fd)
             except OSError:
                 pass
         self.fds = {}
-        self._peak_fd = {"p": None, "t": None}
-        for sub in ("p", "t", ""):
-            try:
-                os.rmdir(os.path.join(self.dir, sub))
-            except OSError:
-                pass
+        self._peak_fd = None
+        try:
+            os.rmdir(self.dir)
+        except OSError:
+            pass
 
 
 # ------------------------------------------------------------------------------------------

@@ -596,9 +596,7 @@ def _judge_assert(plan, code, opts, pool, box, pk, t: _Tally) -> None:
     if verdict is None and run.tester_cpu_s > limits.cpu_s:
         verdict, detail = "TLE", f"the tests' CPU time {run.tester_cpu_s:.2f}s is over the limit"
     if verdict is None and (not done or len(results) < n):
-        if run.tester_oom:
-            verdict, detail = "MLE", "the tests ran out of memory"
-        elif run.tester_signal is not None:
+        if run.tester_signal is not None:
             verdict, detail = "RE", f"the tests were killed by {_signame(run.tester_signal)}"
         else:
             verdict, detail = "RE", "the tests did not finish"

@@ -91,9 +91,8 @@ class RunResult:
     judge_error: str | None = None
     tester_status: int | None = None  # T's (assert-style runs)
     tester_cpu_s: float = 0.0
-    mem_peak: int | None = None  # bytes, P's cgroup (None without one)
+    mem_peak: int | None = None  # bytes, the run's cgroup (None without one)
     oom: bool = False  # the kernel's OOM killer ended a process of the run (cgroups)
-    tester_oom: bool = False
 
     @property
     def exit_code(self) -> int | None:
@@ -129,7 +128,8 @@ class Limits:
     cpu_s: float
     wall_s: float
     mem_bytes: int
-    out_bytes: int  # stdout + stderr (and, separately, the result channel) the judge reads
+    out_bytes: int  # stdout + stderr the judge reads (over it: the run is killed, WA)
+    res_bytes: int = 8 << 20  # the result channel (a call's return value, test reports)
     nproc: int = 32
     nofile: int = 64
     fsize_bytes: int = 16 << 20
@@ -332,7 +332,7 @@ class Sandbox:
         self._proc = None
         self._sock = None
         try:
-            cg_fds = dict(self._cg.fds) if self._cg else {}
+            cg_fds = dict(self._cg.fds) if self._cg else {}  # {"z": cgroup.procs}
             cfg = {
                 # Inside, bwrap's namespaces are used like our own; the runner only skips setup.
                 "isolation": "none" if isolation == "none" else "namespaces",
@@ -346,7 +346,7 @@ class Sandbox:
                 "env": RUN_ENV,
                 "seccomp": seccomp,
                 "one_process": self.memory.one_process,
-                "cgroup_fds": cg_fds,
+                "cgroup_fd": cg_fds.get("z"),
                 "mechanism": self.mechanism,
             }
             prefix = []
@@ -412,7 +412,7 @@ class Sandbox:
         mine: list[int] = []  # read ends, the judge's
         theirs: list[int] = []  # child ends, sent and then closed here
         try:
-            max_bytes = limits.out_bytes
+            max_bytes = min(limits.out_bytes, limits.res_bytes)  # largest value sent as data
             roles = ["req"]
             theirs.append(_memfd("request", json.dumps(dict(request, max_bytes=max_bytes)).encode()))
             if tester is not None:
@@ -461,13 +461,12 @@ class Sandbox:
             except (OSError, ValueError) as e:
                 result.judge_error = result.judge_error or f"reading the run's cgroup: {e}"
             else:
-                result.mem_peak = mem["p"]["peak"]
-                result.oom, result.tester_oom = mem["p"]["oom"], mem["t"]["oom"]
+                result.mem_peak, result.oom = mem["peak"], mem["oom"]
         return result
 
     def _collect(self, rid: int, pipes: dict, limits: Limits):
         """Read the run's outputs (bounded) until the runner's reply and the pipes' ends."""
-        cap = limits.out_bytes
+        cap, res_cap = limits.out_bytes, limits.res_bytes
         out, err, res = bytearray(), bytearray(), bytearray()
         bufs = {pipes["out"]: out, pipes["err"]: err, pipes["res"]: res}
         open_fds = set(bufs)
@@ -521,8 +520,8 @@ class Sandbox:
                     total += len(chunk)
                     if len(b) < cap:
                         b += chunk[:cap - len(b)]
-                elif len(b) < cap:
-                    b += chunk[:cap - len(b)]
+                elif len(b) < res_cap:
+                    b += chunk[:res_cap - len(b)]
                 elif not kill_sent:  # the result channel over its limit
                     total = cap + 1
                 if total > cap and not kill_sent and reply is None:

@@ -735,9 +735,20 @@ class Remote:
     def __repr__(self):
         return f"<the program's {self._type}>"
 
+    def _refuse(self, what):
+        raise TypeError(f"the program's {self._type} is not plain data: it has no {what} in "
+                        "the tests")
+
     def __bool__(self):
-        raise TypeError(f"the program's {self._type} is not plain data: it has no truth value "
-                        "in the tests")
+        self._refuse("truth value")
+
+    def __eq__(self, other):  # itself only; never equal or unequal to anything else
+        return True if other is self else self._refuse("equality")
+
+    def __ne__(self, other):
+        return False if other is self else self._refuse("equality")
+
+    __hash__ = object.__hash__
 
 
 class _Channel:
@@ -874,9 +885,6 @@ def child_start(cfg, role, limits, fdmap, vm, tmpdir):
     read its request. Returns the request; on failure reports on fd 4 and exits 125."""
     try:
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        cg = cfg["cgroup_fds"].get(role)
-        if cg is not None:  # the judge's cgroup for this role; before anything is allocated
-            os.write(cg, b"0")
         os.setsid()
         devnull = None
         moved = {}
@@ -1288,6 +1296,20 @@ def _zygote_ready(cfg, sock):
     import gc
     gc.collect()
     gc.freeze()  # forked children do not dirty the zygote's pages by collecting them
+    cg = cfg.get("cgroup_fd")
+    if cg is not None:
+        # The runner's cgroup, from now on: every run's processes are born in it. Its heap so
+        # far stays charged where it was; a run is charged for what it adds.
+        try:
+            _write("/proc/self/oom_score_adj", "-1000")  # (as root) never the OOM victim
+        except OSError:
+            pass
+        try:
+            os.write(cg, b"0")
+        except OSError as e:
+            sock.send(json.dumps({"ok": False, "error": f"joining the cgroup: {e}"}).encode())
+            return
+        os.close(cg)
     sock.send(json.dumps({"ok": True, "mechanism": cfg["mechanism"], "proc": cfg["proc"],
                           "seccomp": cfg["seccomp"] and _SECCOMP[False] is not None}).encode())
     serve(cfg, sock)
