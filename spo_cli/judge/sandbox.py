@@ -48,7 +48,7 @@ from spo_cli.judge.plain import split_frames
 
 ZYGOTE = Path(__file__).with_name("zygote.py")
 PLAIN = Path(__file__).with_name("plain.py")
-PACKAGES_DIR = "/opt/spo-packages"  # the same constant as zygote.PACKAGES_DIR
+PACKAGES_DIR = "/opt/spo-packages"  # where allowed packages are bound (and put on sys.path)
 
 RUN_ENV = {  # the whole environment a program sees
     "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -343,6 +343,8 @@ class Sandbox:
                 "ro_paths": ro_paths,
                 "masks": masks,
                 "packages": pkgs,
+                "packages_dir": PACKAGES_DIR,
+                "package_names": [n for n in self.packages if n not in sys.stdlib_module_names],
                 "env": RUN_ENV,
                 "seccomp": seccomp,
                 "one_process": self.memory.one_process,

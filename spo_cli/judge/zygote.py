@@ -615,7 +615,8 @@ def serve_calls(code, failed, req):
     cap = req["max_bytes"]
 
     def send(op, value):
-        write_all(CALL_OUT, plain.frame(op, plain.encode(value, max_bytes=cap, handle=register)))
+        write_all(CALL_OUT, plain.frame(op, plain.encode(value, max_bytes=cap, handle=register,
+                                                         arrays=True)))
 
     table = []
     index = {}
@@ -672,9 +673,9 @@ def serve_calls(code, failed, req):
                 break
             try:
                 hid, args, kwargs = plain.decode(
-                    data, handle=lambda h, _name: table[h], objects=rebuild)
+                    data, handle=lambda h, _name: table[h], objects=rebuild, arrays=True)
                 value = table[hid](*args, **kwargs)
-                payload = plain.encode(value, max_bytes=cap, handle=register)
+                payload = plain.encode(value, max_bytes=cap, handle=register, arrays=True)
             except BaseException as e:  # the program's exception, or a value too big to send
                 send(b"E", [_exc_names(e), _text(e)])
                 continue
@@ -769,7 +770,7 @@ class _Channel:
         if self.dead:
             raise ProgramDied(self.dead)
         try:
-            payload = plain.encode([hid, list(args), dict(kwargs)], objects=True,
+            payload = plain.encode([hid, list(args), dict(kwargs)], objects=True, arrays=True,
                                    handle=lambda o: o._hid if type(o) is Remote else None)
         except plain.EncodeError as e:
             raise TypeError(f"a test passes the program something that is not plain data: {e}")
@@ -781,7 +782,7 @@ class _Channel:
         op, data = self.recv()
         if op == b"R":
             try:
-                return plain.decode(data, handle=Remote)
+                return plain.decode(data, handle=Remote, arrays=True)
             except plain.DecodeError as e:
                 raise TypeError(f"the program returned something that is not plain data: {e}") \
                     from None
@@ -1282,8 +1283,9 @@ def _zygote_ready(cfg, sock):
     if cfg.get("packages"):
         sys.path.append(cfg["packages_dir"])
     sys.path_importer_cache.clear()
-    # Modules programs commonly import are imported once here, so each run finds them loaded.
-    for name in PRELOAD:
+    # Modules programs commonly import (and the allowed packages) are imported once here, so
+    # each run finds them loaded.
+    for name in PRELOAD + tuple(cfg.get("package_names", ())):
         try:
             __import__(name)
         except Exception:
