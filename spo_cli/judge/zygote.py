@@ -455,7 +455,7 @@ def _text(x, n=1000):
 # ----------------------------------------------------------------------------------------------
 # Inside P: run the program text.
 
-RES_FD, SETUP_FD, REQ_FD, CALL_IN, CALL_OUT = 3, 4, 5, 6, 7
+RES_FD, SETUP_FD, REQ_FD, CALL_IN, CALL_OUT, GO_FD = 3, 4, 5, 6, 7, 8
 
 
 def _report(op, value=None):
@@ -897,13 +897,13 @@ def child_start(cfg, role, limits, fdmap, vm, tmpdir):
             moved[target] = fcntl.fcntl(src, fcntl.F_DUPFD, 64)
         for target, src in moved.items():
             os.dup2(src, target)
-        for fd in range(8):  # whatever else Z had (the judge's fds for the other process)
+        for fd in range(GO_FD + 1):  # whatever else Z had (the judge's fds for the other one)
             if fd not in moved:
                 try:
                     os.close(fd)
                 except OSError:
                     pass
-        os.closerange(8, 1 << 16)
+        os.closerange(GO_FD + 1, 1 << 16)
         one_process = cfg["one_process"]
         tmp = min(limits["tmp_bytes"], limits["mem_bytes"] // 4) if one_process \
             else limits["tmp_bytes"]
@@ -973,6 +973,10 @@ def child_start(cfg, role, limits, fdmap, vm, tmpdir):
         os.environ.update(cfg["env"])
         req = json.loads(read_all(REQ_FD))
         os.close(REQ_FD)
+        if GO_FD in moved:  # P of an assert-style run: no program code before T exists
+            if os.read(GO_FD, 1) != b"g":
+                _exit(125)  # Z gave up on the run
+            os.close(GO_FD)
     except BaseException as e:
         # fd 4 reaches Z only from here: the program cannot claim a judge error (reward null)
         try:
@@ -1061,8 +1065,9 @@ def run_one(cfg, sock, hdr, fds):
     if tester:
         a_r, a_w = os.pipe()  # T -> P
         b_r, b_w = os.pipe()  # P -> T
-        mine += [a_r, a_w, b_r, b_w]
-        pfds.update({CALL_IN: a_r, CALL_OUT: b_w})
+        go_r, go_w = os.pipe()  # Z -> P: T exists
+        mine += [a_r, a_w, b_r, b_w, go_r, go_w]
+        pfds.update({CALL_IN: a_r, CALL_OUT: b_w, GO_FD: go_r})
         tfds = {0: None, 1: None, 2: None, RES_FD: got["res"], SETUP_FD: su_w,
                 REQ_FD: got["treq"], CALL_OUT: a_w, CALL_IN: b_r}
     else:
@@ -1071,10 +1076,12 @@ def run_one(cfg, sock, hdr, fds):
     t0 = time.monotonic()
     procs = {}
     try:
-        # The tester first: its setup is over before the program can start doing anything.
+        # P first, so its setup overlaps T's fork; but P runs no program code before T exists
+        # (it waits for Z's go), so nothing the program does can keep T from starting.
+        procs["p"] = _fork(cfg, "p", limits, pfds, vm, tmpdir, run_program)
         if tester:
             procs["t"] = _fork(cfg, "t", limits, tfds, vm, tmpdir, run_tester)
-        procs["p"] = _fork(cfg, "p", limits, pfds, vm, tmpdir, run_program)
+            write_all(go_w, b"g")
     except BaseException:
         kill_run(cfg, procs.values())
         for pid in procs.values():
