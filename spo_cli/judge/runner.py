@@ -32,7 +32,9 @@ program; a program cannot cause one). Reward: 1.0 when every test passes, else 0
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
+import marshal
 import os
 import signal
 import sys
@@ -96,9 +98,31 @@ class Plan:
     memory_mb: float = 512
     entry_point: str | None = None
     names: list = field(default_factory=list)  # assert: names the test code uses
-    prompt_code: str | None = None  # assert: the problem's own code (HumanEval's prompt)
+    prompt_code: str | None = None  # assert: the problem's own code the tests need (HumanEval)
     packages: tuple = ()
     error: str | None = None  # the problem cannot be judged (JE)
+    compiled: dict = field(default_factory=dict)  # run_all -> the tests, marshalled (this
+    #                                               interpreter's bytecode), made once
+
+
+def _tester_request(plan: Plan, opts: JudgeOptions, sb: Sandbox) -> dict:
+    """What the tester reads: the test code, and, when the runner's interpreter has this one's
+    bytecode magic, the same code compiled once here (the tester then only unmarshals it)."""
+    req = {"prompt": plan.prompt_code, "prelude": plan.prelude, "tests": plan.tests,
+           "names": plan.names, "entry_point": plan.entry_point,
+           "stop_on_fail": not opts.run_all}
+    if sb.magic == _MAGIC:
+        blob = plan.compiled.get("code")
+        if blob is None:
+            blob = plan.compiled["code"] = marshal.dumps((
+                compile(plan.prompt_code, "prompt.py", "exec") if plan.prompt_code else None,
+                compile(plan.prelude or "", "test.py", "exec"),
+                [compile(t, "test.py", "exec") for t in plan.tests]))
+        req["compiled"] = blob
+    return req
+
+
+_MAGIC = importlib.util.MAGIC_NUMBER.hex()
 
 
 def _split_asserts(test_code: str) -> tuple[str, list[str]]:
@@ -120,10 +144,24 @@ def _names_used(*sources: str) -> set[str]:
     return {n.id for src in sources for n in ast.walk(ast.parse(src)) if isinstance(n, ast.Name)}
 
 
-def _prompt_code(problem: dict, entry: str | None) -> str | None:
-    """The prompt, when it is the code the program completes (HumanEval): it defines the entry
-    point. Its other definitions (helpers the tests use, like HumanEval/32's poly) then come
-    from the problem, not from the program."""
+def _defined(tree: ast.Module) -> set[str]:
+    """Top-level names a module defines (functions, classes, assignments, imports)."""
+    out = set()
+    for n in tree.body:
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.add(n.name)
+        elif isinstance(n, (ast.Import, ast.ImportFrom)):
+            out |= {(a.asname or a.name).split(".")[0] for a in n.names}
+        elif isinstance(n, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = n.targets if isinstance(n, ast.Assign) else [n.target]
+            out |= {x.id for t in targets for x in ast.walk(t) if isinstance(x, ast.Name)}
+    return out
+
+
+def _prompt_code(problem: dict, entry: str | None, used: set[str]) -> str | None:
+    """The prompt, when it is the code the program completes (HumanEval: it defines the entry
+    point) and defines something else the tests use (helpers like HumanEval/32's poly): those
+    then come from the problem, not from the program. None when the tests need nothing of it."""
     prompt = problem.get("prompt")
     if not entry or not isinstance(prompt, str):
         return None
@@ -131,10 +169,10 @@ def _prompt_code(problem: dict, entry: str | None) -> str | None:
         tree = ast.parse(prompt)
     except (SyntaxError, ValueError):
         return None
-    if any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == entry
-           for n in tree.body):
-        return prompt
-    return None
+    if not any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == entry
+               for n in tree.body):
+        return None
+    return prompt if (_defined(tree) - {entry}) & used else None
 
 
 def make_plan(problem: dict, opts: JudgeOptions) -> Plan:
@@ -158,8 +196,9 @@ def make_plan(problem: dict, opts: JudgeOptions) -> Plan:
                 if not p.tests:
                     p.prelude, p.tests = "", [code]
             p.entry_point = entry or None
-            p.names = sorted(_names_used(p.prelude, *p.tests) | ({entry} if entry else set()))
-            p.prompt_code = _prompt_code(problem, entry)
+            used = _names_used(p.prelude, *p.tests)
+            p.names = sorted(used | ({entry} if entry else set()))
+            p.prompt_code = _prompt_code(problem, entry, used)
         elif problem.get("fn_name"):
             p.mode, p.fn_name = "call", problem["fn_name"]
             p.tests = [(t["input"], json.loads(t["output"])) for t in problem.get("tests") or []]
@@ -464,11 +503,12 @@ class _Tally:
 
 
 def _run(pool: SandboxPool, box: list, packages: tuple, request: dict, limits: Limits,
-         stdin: bytes = b"", tester: dict | None = None):
+         stdin: bytes = b"", tester=None):
     """One run; retried once if the judge failed (on a fresh runner if the runner crashed)."""
     for attempt in (0, 1):
         try:
-            run = box[0].run(request, limits, stdin, tester=tester)
+            run = box[0].run(request, limits, stdin,
+                             tester=tester(box[0]) if tester is not None else None)
             if run.judge_error is None or attempt == 1:
                 return run
             time.sleep(0.05)  # e.g. fork() refused under a momentary process shortage
@@ -536,10 +576,8 @@ def _judge_call(plan, code, opts, pool, box, pk, t: _Tally) -> None:
 def _judge_assert(plan, code, opts, pool, box, pk, t: _Tally) -> None:
     n = len(plan.tests)
     limits = _limits(plan, opts, n)
-    tester = {"prompt": plan.prompt_code, "prelude": plan.prelude, "tests": plan.tests,
-              "names": plan.names, "entry_point": plan.entry_point,
-              "stop_on_fail": not opts.run_all}
-    run = _run(pool, box, pk, {"mode": "serve", "code": code}, limits, tester=tester)
+    run = _run(pool, box, pk, {"mode": "serve", "code": code}, limits,
+               tester=lambda sb: _tester_request(plan, opts, sb))
     t.add_run(run)
     t.cpu += run.tester_cpu_s
     if run.judge_error:

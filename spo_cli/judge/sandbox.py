@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from spo_cli.judge import memory as memory_mod
-from spo_cli.judge.plain import split_frames
+from spo_cli.judge.plain import encode, split_frames
 
 ZYGOTE = Path(__file__).with_name("zygote.py")
 PLAIN = Path(__file__).with_name("plain.py")
@@ -376,6 +376,7 @@ class Sandbox:
         except BaseException:
             self.close()
             raise
+        self.magic = hdr.get("magic")  # the runner's bytecode magic (hex)
         if hdr.get("proc") is False:
             self.mechanism += "+noproc"
         if isolation != "none" and not hdr.get("seccomp"):
@@ -416,10 +417,10 @@ class Sandbox:
         try:
             max_bytes = min(limits.out_bytes, limits.res_bytes)  # largest value sent as data
             roles = ["req"]
-            theirs.append(_memfd("request", json.dumps(dict(request, max_bytes=max_bytes)).encode()))
+            theirs.append(_memfd("request", encode(dict(request, max_bytes=max_bytes))))
             if tester is not None:
                 roles.append("treq")
-                theirs.append(_memfd("tests", json.dumps(dict(tester, max_bytes=max_bytes)).encode()))
+                theirs.append(_memfd("tests", encode(dict(tester, max_bytes=max_bytes))))
             else:
                 roles.append("stdin")
                 theirs.append(_memfd("stdin", stdin))

@@ -277,11 +277,23 @@ def install_seccomp(one_process):
     return True
 
 
+_CAP_LAST = []
+
+
+def cap_last():
+    """The highest capability number of this kernel (read once, in Z)."""
+    if not _CAP_LAST:
+        try:
+            with open("/proc/sys/kernel/cap_last_cap") as f:
+                _CAP_LAST.append(int(f.read()))
+        except OSError:
+            _CAP_LAST.append(63)
+    return _CAP_LAST[0]
+
+
 def drop_capabilities():
     """Empty bounding, ambient, effective, permitted and inheritable capability sets."""
-    last = int(open("/proc/sys/kernel/cap_last_cap").read()) if os.path.exists(
-        "/proc/sys/kernel/cap_last_cap") else 40
-    for cap in range(last + 1):
+    for cap in range(cap_last() + 1):
         libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0)
     libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
     hdr = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
@@ -815,9 +827,17 @@ def run_tester(req):
     sys.stdin = sys.__stdin__ = io.StringIO("")
     g = _fresh_main("/test.py")
     entry = req.get("entry_point")
-    if req.get("prompt"):  # the problem's own code (HumanEval's helpers): trusted, run here
+    if req.get("compiled"):  # the judge's own compile of the same text, for this interpreter
+        import marshal
+
+        prompt_code, prelude_code, test_codes = marshal.loads(req["compiled"])
+    else:
+        prompt_code = compile(req["prompt"], "prompt.py", "exec") if req.get("prompt") else None
+        prelude_code = compile(req.get("prelude") or "", "test.py", "exec")
+        test_codes = [compile(t, "test.py", "exec") for t in req["tests"]]
+    if prompt_code is not None:  # the problem's own code (HumanEval's helpers): trusted
         try:
-            exec(compile(req["prompt"], "prompt.py", "exec"), g)
+            exec(prompt_code, g)
         except BaseException as e:
             _treport(b"J", [f"the problem's prompt code fails: {type(e).__name__}: {_text(e, 300)}"])
             _exit(1)
@@ -855,16 +875,16 @@ def run_tester(req):
         elif kind == "c" and type(extra) is int:
             g[name] = Remote(extra, name)
     try:
-        exec(compile(req.get("prelude") or "", "test.py", "exec"), g)
+        exec(prelude_code, g)
     except BaseException as e:
         # Not a judge error: the program's answers may have caused it.
         _treport(b"T", [0, False, type(e).__name__,
                         f"the test code failed: {_text(e, 300)}"])
         _exit(1)
     ok_all = True
-    for i, t in enumerate(req["tests"]):
+    for i, t in enumerate(test_codes):
         try:
-            exec(compile(t, "test.py", "exec"), g)
+            exec(t, g)
             if ch.dead:
                 raise ProgramDied(ch.dead)
             _treport(b"T", [i, True, "", ""])
@@ -922,14 +942,8 @@ def child_start(cfg, role, limits, fdmap, vm, tmpdir):
             os.chdir(tmpdir)
         else:
             os.chdir("/")
-        for sig in range(1, signal.NSIG):
-            if sig in (signal.SIGKILL, signal.SIGSTOP):
-                continue
-            try:
-                signal.signal(sig, signal.SIG_DFL)
-            except (OSError, ValueError):
-                pass
-        signal.signal(signal.SIGPIPE, signal.SIG_IGN)  # as CPython sets it up
+        # Z's dispositions are the defaults already (default_signals); CPython's own SIGINT
+        # handler, as a fresh interpreter has it.
         signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             _write("/proc/self/oom_score_adj", "1000")  # the first victim under memory pressure
@@ -971,7 +985,7 @@ def child_start(cfg, role, limits, fdmap, vm, tmpdir):
             prctl(PR_SET_NO_NEW_PRIVS, 1)
         os.environ.clear()
         os.environ.update(cfg["env"])
-        req = json.loads(read_all(REQ_FD))
+        req = plain.decode(read_all(REQ_FD))  # the judge's: trusted
         os.close(REQ_FD)
         if GO_FD in moved:  # P of an assert-style run: no program code before T exists
             if os.read(GO_FD, 1) != b"g":
@@ -1239,7 +1253,9 @@ def main():
     sock = socket.socket(fileno=0)
     if cfg["isolation"] == "none":
         cfg["proc"] = False
-        sock.send(json.dumps({"ok": True, "mechanism": cfg["mechanism"]}).encode())
+        default_signals()
+        sock.send(json.dumps({"ok": True, "mechanism": cfg["mechanism"],
+                              "magic": _magic()}).encode())
         serve(cfg, sock)
         return
     if cfg.get("prepared"):  # bubblewrap made the namespaces and the read-only root
@@ -1274,16 +1290,22 @@ def main():
     _exit(0)
 
 
-def _zygote_ready(cfg, sock):
-    """Z, isolated: warm up, report readiness, serve runs until the judge closes its socket."""
-    # As pid 1, Z receives from inside its namespace only signals it has handlers for:
-    # with default dispositions everywhere, a program cannot signal it at all.
+def default_signals():
+    """Every disposition to its default but SIGPIPE's (ignored, as CPython sets it up): what
+    the runs inherit. As pid 1, Z then receives from inside its namespace only signals it has
+    handlers for: none, so a program cannot signal it at all."""
     for sig in range(1, signal.NSIG):
-        if sig not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGPIPE):
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):
             try:
-                signal.signal(sig, signal.SIG_DFL)
+                signal.signal(sig, signal.SIG_IGN if sig == signal.SIGPIPE else signal.SIG_DFL)
             except (OSError, ValueError):
                 pass
+
+
+def _zygote_ready(cfg, sock):
+    """Z, isolated: warm up, report readiness, serve runs until the judge closes its socket."""
+    default_signals()
+    cap_last()
     prctl(PR_SET_DUMPABLE, 0)  # its /proc entries are closed to the programs
     # Only the standard library, and the packages the judge allows, can be imported.
     sys.path[:] = [p for p in sys.path if p and "-packages" not in p]
@@ -1320,8 +1342,17 @@ def _zygote_ready(cfg, sock):
             return
         os.close(cg)
     sock.send(json.dumps({"ok": True, "mechanism": cfg["mechanism"], "proc": cfg["proc"],
+                          "magic": _magic(),
                           "seccomp": cfg["seccomp"] and _SECCOMP[False] is not None}).encode())
     serve(cfg, sock)
+
+
+def _magic():
+    """This interpreter's bytecode magic: the judge sends the tests compiled when its own is the
+    same."""
+    import importlib.util
+
+    return importlib.util.MAGIC_NUMBER.hex()
 
 
 if __name__ == "__main__":
