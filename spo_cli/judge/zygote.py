@@ -40,9 +40,11 @@ Protocol, on fd 0 (a SOCK_SEQPACKET Unix socket; one message per datagram, JSON)
   Z -> judge  the readiness report once, then per run {"run": n, "wall", "killed", "p": {status,
               cpu, maxrss_kb}, "t": {...}, "je"?}
 Fds inside P: 0 stdin, 1 stdout, 2 stderr, 3 result frames (stdio/call; none for assert-style),
-6/7 calls from/to T (assert-style). Inside T: 0-2 /dev/null, 3 result frames, 6/7 calls to/from P.
-Both read their request from fd 5 and report setup failures (judge errors) on fd 4, and close
-both before any untrusted or dataset code runs.
+6/7 calls from/to T and 8 Z's go (assert-style). Inside T: 0-2 /dev/null, 3 result frames, 6/7
+calls to/from P. Both read their request (plain.py's encoding) from fd 5 and report setup
+failures (judge errors) on fd 4, and close both before any untrusted or dataset code runs.
+In assert-style runs P is forked first and waits, after its own setup and before any program
+code, until Z has forked T and says so on fd 8.
 """
 
 import atexit
