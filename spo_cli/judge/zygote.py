@@ -925,7 +925,7 @@ def child_start(cfg, role, limits, fdmap, vm, tmpdir):
                     os.close(fd)
                 except OSError:
                     pass
-        os.closerange(GO_FD + 1, 1 << 16)
+        os.closerange(GO_FD + 1, 2**31 - 1)
         one_process = cfg["one_process"]
         tmp = min(limits["tmp_bytes"], limits["mem_bytes"] // 4) if one_process \
             else limits["tmp_bytes"]
