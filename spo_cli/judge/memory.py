@@ -113,19 +113,25 @@ class RunnerCgroups:
         self.version = acc.version
         self.dir = os.path.join(acc.base, f"spo-judge-{os.getpid()}-{secrets.token_hex(4)}")
         self._mem = None
-        self._oom0 = 0
-        self._peak_fd: int | None = None
         self.fds: dict[str, int] = {}
+        self._files: dict[str, int] = {}  # counters and limits, kept open (read with pread)
         os.mkdir(self.dir, 0o755)
         try:
             if self.version == 2:
                 if os.path.exists(self._file("memory.swap.max")):
                     _write(self._file("memory.swap.max"), 0)
+                names = {"events": "memory.events", "peak": "memory.peak"}
             else:
                 try:
                     _write(self._file("memory.swappiness"), 0)
                 except OSError:
                     pass
+                names = {"events": "memory.oom_control", "peak": "memory.max_usage_in_bytes"}
+            for key, name in names.items():
+                if os.path.exists(self._file(name)):
+                    self._files[key] = os.open(self._file(name), os.O_RDWR if key == "peak"
+                                               else os.O_RDONLY)
+            self._oom = self._oom_kills()
             # Inherited by the runner, which writes "0" to join (the open-time credentials,
             # the judge's, are what the kernel checks).
             self.fds["z"] = os.open(self._file("cgroup.procs"), os.O_WRONLY)
@@ -136,24 +142,20 @@ class RunnerCgroups:
     def _file(self, name: str) -> str:
         return os.path.join(self.dir, name)
 
+    def _oom_kills(self) -> int:
+        return _field(os.pread(self._files["events"], 4096, 0).decode(), "oom_kill")
+
     def before(self, mem_bytes: int, nproc: int) -> None:
-        """The limit and fresh counters for the next run."""
+        """The limit and a fresh peak for the next run."""
         if self._mem != mem_bytes:
             self._set_limit(mem_bytes, nproc)
             self._mem = mem_bytes
-        if self.version == 2:
-            self._oom0 = _field(_read(self._file("memory.events")), "oom_kill")
-            fd = self._peak_fd
-            if fd is None and os.path.exists(self._file("memory.peak")):
-                fd = self._peak_fd = os.open(self._file("memory.peak"), os.O_RDWR)
-            if fd is not None:
-                try:  # a per-descriptor reset (Linux 6.12+); else the cgroup's lifetime peak
-                    os.write(fd, b"reset\n")
-                except OSError:
-                    pass
-        else:
-            self._oom0 = _field(_read(self._file("memory.oom_control")), "oom_kill")
-            _write(self._file("memory.max_usage_in_bytes"), 0)
+        fd = self._files.get("peak")
+        if fd is not None:
+            try:  # v2: a per-descriptor reset (Linux 6.12+; else the lifetime peak); v1: reset
+                os.pwrite(fd, b"reset\n" if self.version == 2 else b"0", 0)
+            except OSError:
+                pass
 
     def _set_limit(self, mem: int, nproc: int) -> None:
         if self.version == 2:
@@ -171,24 +173,21 @@ class RunnerCgroups:
             _write(self._file(name), mem)
 
     def after(self) -> dict:
-        """{"peak": bytes, "oom": bool} of the run just ended."""
-        if self.version == 2:
-            oom = _field(_read(self._file("memory.events")), "oom_kill")
-            fd = self._peak_fd
-            peak = int(os.pread(fd, 64, 0) or 0) if fd is not None else 0
-        else:
-            oom = _field(_read(self._file("memory.oom_control")), "oom_kill")
-            peak = int(_read(self._file("memory.max_usage_in_bytes")))
-        return {"peak": peak, "oom": oom > self._oom0}
+        """{"peak": bytes, "oom": bool} of the run just ended (the OOM-kill counter only moves
+        during runs: between them only the runner is in the cgroup)."""
+        oom, before = self._oom_kills(), self._oom
+        self._oom = oom
+        fd = self._files.get("peak")
+        peak = int(os.pread(fd, 64, 0) or 0) if fd is not None else 0
+        return {"peak": peak, "oom": oom > before}
 
     def close(self) -> None:
-        for fd in list(self.fds.values()) + ([self._peak_fd] if self._peak_fd is not None else []):
+        for fd in list(self.fds.values()) + list(self._files.values()):
             try:
                 os.close(fd)
             except OSError:
                 pass
-        self.fds = {}
-        self._peak_fd = None
+        self.fds, self._files = {}, {}
         try:
             os.rmdir(self.dir)
         except OSError:
