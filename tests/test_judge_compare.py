@@ -151,3 +151,22 @@ def test_extract_longest_python_block_wins_and_tildes():
     text = "```python\nprint(1)\n```\n~~~python\nimport os\nprint(2)\n~~~\n```cpp\nint main(){}\n```"
     assert extract_program(text) == "import os\nprint(2)\n"
     assert extract_program("```cpp\nint main(){}\n```") == "int main(){}\n"  # nothing else: CE
+
+
+def test_huge_outputs_are_compared_in_bounded_time_and_memory():
+    """A program's output is up to the output limit: millions of one-byte tokens, or one token
+    of millions of digits. Neither may cost the judge memory or time beyond its size."""
+    import time
+    import tracemalloc
+
+    tracemalloc.start()
+    t = time.perf_counter()
+    try:
+        assert not outputs_match(b"a " * (8 << 20), b"a a a")
+        assert not outputs_match(b"9" * (8 << 20) + b"x", b"0.5")
+        assert not outputs_match(b"9" * (8 << 20), b"0.5")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 << 20, peak  # no list of 8M tokens (that would be ~500 MB)
+    assert time.perf_counter() - t < 30
