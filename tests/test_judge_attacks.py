@@ -35,6 +35,7 @@ ALL = sorted(DIR.glob("*.py"))
 ATTACKS = [p for p in ALL if not p.name.startswith("honest_")]
 HONEST = [p for p in ALL if p.name.startswith("honest_")]
 STYLE = {"he0": "humaneval", "he32": "humaneval", "mbpp3": "mbpp", "mbpp_math": "mbpp",
+         "mbpp_gen": "mbpp",
          "mbpp_map": "mbpp", "mbpp_pair": "mbpp", "mbpp_node": "mbpp", "stdio_prime": "stdio",
          "stdio_token": "stdio", "call_gcd": "call"}
 CLASSES = {"forged-verdict", "equality", "patching", "exit", "read-tests", "tester",

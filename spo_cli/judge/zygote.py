@@ -683,12 +683,21 @@ def serve_calls(code, failed, req):
                 op, data = recv_frame(CALL_IN, cap)
             except EOFError:
                 break
-            if op != b"C":
+            if op not in (b"C", b"I", b"N"):
                 break
             try:
-                hid, args, kwargs = plain.decode(
-                    data, handle=lambda h, _name: table[h], objects=rebuild, arrays=True)
-                value = table[hid](*args, **kwargs)
+                msg = plain.decode(data, handle=lambda h, _name: table[h], objects=rebuild,
+                                   arrays=True)
+                if op == b"C":  # call [hid, args, kwargs]
+                    value = table[msg[0]](*msg[1], **msg[2])
+                elif op == b"I":  # iter(object)
+                    value = iter(table[msg])
+                else:  # next(iterator)
+                    try:
+                        value = next(table[msg])
+                    except StopIteration:
+                        write_all(CALL_OUT, plain.frame(b"S"))
+                        continue
                 payload = plain.encode(value, max_bytes=cap, handle=register, arrays=True)
             except BaseException as e:  # the program's exception, or a value too big to send
                 send(b"E", [_exc_names(e), _text(e)])
@@ -737,7 +746,9 @@ def _program_exception(names, msg):
 
 class Remote:
     """T's view of an object of the program's that is not plain data (one of its functions, a
-    class, an instance): it can be called, passed back to the program, and nothing else."""
+    class, an instance, a generator): it can be called, iterated, passed back to the program,
+    and nothing else. Each call or step is answered by the program's process with plain data
+    (or another Remote); iterating one is no more than the program returning a list."""
 
     __slots__ = ("_hid", "_type")
 
@@ -745,7 +756,13 @@ class Remote:
         self._hid, self._type = hid, type_name
 
     def __call__(self, *args, **kwargs):
-        return _channel.call(self._hid, args, kwargs)
+        return _channel.call(b"C", [self._hid, list(args), dict(kwargs)])
+
+    def __iter__(self):
+        return _channel.call(b"I", self._hid)
+
+    def __next__(self):
+        return _channel.call(b"N", self._hid)  # StopIteration when the program's does
 
     def __repr__(self):
         return f"<the program's {self._type}>"
@@ -780,20 +797,24 @@ class _Channel:
             self.dead = f"the program's answer is unreadable: {e}"
         raise ProgramDied(self.dead)
 
-    def call(self, hid, args, kwargs):
+    def call(self, op, msg):
+        """One request to the program (C: a call, I: iter(), N: next()), one answer back."""
         if self.dead:
             raise ProgramDied(self.dead)
         try:
-            payload = plain.encode([hid, list(args), dict(kwargs)], objects=True, arrays=True,
+            payload = plain.encode(msg, objects=True, arrays=True,
                                    handle=lambda o: o._hid if type(o) is Remote else None)
         except plain.EncodeError as e:
             raise TypeError(f"a test passes the program something that is not plain data: {e}")
         try:
-            write_all(CALL_OUT, plain.frame(b"C", payload))
+            write_all(CALL_OUT, plain.frame(op, payload))
         except OSError:
             self.dead = "the program ended"
             raise ProgramDied(self.dead) from None
-        op, data = self.recv()
+        reply, data = self.recv()
+        if reply == b"S" and op == b"N":
+            raise StopIteration
+        op = reply
         if op == b"R":
             try:
                 return plain.decode(data, handle=Remote, arrays=True)
