@@ -40,7 +40,7 @@ def open_pool(opts: JudgeOptions, jobs: int | None = None) -> SandboxPool:
     `opts.unsafe_no_isolation` is off."""
     try:
         return SandboxPool(jobs, python=opts.python, unsafe_no_isolation=opts.unsafe_no_isolation,
-                           sandbox=opts.sandbox)
+                           sandbox=opts.sandbox, memory=opts.memory)
     except SandboxUnavailable as e:
         raise SpoError(f"cannot judge: {e}") from None
 
