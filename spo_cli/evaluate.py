@@ -1,4 +1,4 @@
-"""pass@k reports (MATH.md section 10): sample n per problem, judge, estimate; table and plot.
+"""pass@k reports (docs/math.md §10): sample n per problem, judge, estimate; table and plot.
 
     from spo_cli.evaluate import evaluate_models, evaluate_trajectories, plot_report
     report = evaluate_models(["run/step-000100", "run/step-000200"], problems, n=20, ks=(1, 10))

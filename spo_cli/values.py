@@ -1,4 +1,4 @@
-"""Value records: V_hat(x0) per problem from judged reference-policy samples (MATH.md section 7).
+"""Value records: V_hat(x0) per problem from judged reference-policy samples (docs/math.md §7).
 
     from spo_cli.values import estimate_values, load_values, parse_missing_value
     for rec in estimate_values(read_records("judged.jsonl", "trajectory"), beta=0.1): ...
