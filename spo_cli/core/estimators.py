@@ -136,3 +136,26 @@ def _rewards(rewards: ArrayLike, beta: float) -> np.ndarray:
     if not np.all(np.isfinite(r)):
         raise ValueError("rewards must be finite numbers")
     return r
+
+
+def jackknife_pass_at_k_stderr(n: int, c: int, k: int) -> float:
+    """Jackknife standard error of the unbiased pass@k of one problem (n samples, c correct).
+
+    Leave-one-out estimates: pass@k(n-1, c-1) for the c correct samples, pass@k(n-1, c) for the
+    n-c others; se = sqrt((n-1)/n * sum_i (theta_i - mean theta)^2). NaN when n - 1 < k.
+    """
+    if n - 1 < k:
+        return math.nan
+    loo = []  # (value, multiplicity)
+    if c > 0:
+        loo.append((float(pass_at_k(n - 1, c - 1, k)), c))
+    if n - c > 0:
+        loo.append((float(pass_at_k(n - 1, c, k)), n - c))
+    mean = sum(v * m for v, m in loo) / n
+    ss = sum(m * (v - mean) ** 2 for v, m in loo)
+    return math.sqrt((n - 1) / n * ss)
+
+
+def finite_or_none(x: float | None) -> float | None:
+    """A figure for a JSON record: the float, or None where it is undefined (NaN, inf, None)."""
+    return None if x is None or not math.isfinite(x) else float(x)
