@@ -97,12 +97,9 @@ def _root(
 
 def _register() -> None:
     for name, module in COMMANDS:
-        try:
-            mod = importlib.import_module(f"spo_cli.commands.{module}")
-        except ModuleNotFoundError as e:
-            if e.name == f"spo_cli.commands.{module}":
-                continue  # not built yet
-            raise
+        # Every listed module must import: a missing or broken one is an error here, not a
+        # command that silently disappears from `spo --help`.
+        mod = importlib.import_module(f"spo_cli.commands.{module}")
         if hasattr(mod, "app"):
             app.add_typer(mod.app, name=name)
         else:

@@ -23,7 +23,7 @@ FSDP2). What that changes, and nothing else does:
   the workers' spools). Rollouts from an abandoned future (a learner resumed at an earlier step)
   or from another run's lineage are always dropped (`rollouts_dropped_foreign`).
 - PPO needs nothing extra: its step (spo_cli/train/algos.py) already applies the decoupled-PPO
-  correction to rows more than one version stale (MATH.md section 9), from the log-probs the
+  correction to rows more than one version stale (docs/math.md §9), from the log-probs the
   workers record.
 - Models are wrapped for the launch's layout (DDP over gloo on CPU, NCCL on GPUs, or FSDP2). The
   batch size is global: each process takes batch_size / processes rows. Checkpoints are the
@@ -46,6 +46,7 @@ import time
 import uuid
 
 from spo_cli.errors import BadInput, SpoError
+from spo_cli.judge.outcome import is_usable
 from spo_cli.serve.worker import valid_for
 from spo_cli.train.config import AsyncConfig, TrainConfig
 from spo_cli.train.loop import Learner, StepData
@@ -160,7 +161,7 @@ class WorkerRollouts:
             return "foreign"
         if self.run.cfg.max_staleness > 0 and version - v > self.run.cfg.max_staleness:
             return "stale"
-        if rec.get("reward") is None:
+        if not is_usable(rec):
             return "unjudged"
         if rec.get("problem_id") not in self.run.problems:
             return "unknown"  # a worker given other problems than this learner
