@@ -197,7 +197,7 @@ def test_a_batch_that_does_not_divide_among_the_processes_is_refused(world, tmp_
     check_layout(configure(cfg(world, tmp_path / "a", missing_value="estimate")), ddp)
 
 
-def test_fsdp_version_1_is_refused_and_the_launcher_asks_for_2(world, monkeypatch):
+def test_fsdp_version_1_and_deepspeed_are_refused_and_the_launcher_asks_for_2(world, monkeypatch):
     from spo_cli.train.launch import accelerate_command
     from spo_cli.train.processes import Processes
 
@@ -207,6 +207,10 @@ def test_fsdp_version_1_is_refused_and_the_launcher_asks_for_2(world, monkeypatc
     monkeypatch.setenv("ACCELERATE_USE_FSDP", "true")
     monkeypatch.setenv("FSDP_VERSION", "1")
     with pytest.raises(BadInput, match="FSDP version 2 only"):
+        Processes.start(cfg(world, "unused"))
+    monkeypatch.setenv("ACCELERATE_USE_FSDP", "false")
+    monkeypatch.setenv("ACCELERATE_USE_DEEPSPEED", "true")  # on CPUs accelerate would run DDP instead
+    with pytest.raises(BadInput, match="not DeepSpeed"):
         Processes.start(cfg(world, "unused"))
 
 
@@ -281,9 +285,9 @@ def test_async_fsdp_ppo_learners_publish_streamed_weights(world, worker, tmp_pat
     assert all(h["learner_processes"] == 2 and "value_loss" in h for h in hist)
     assert [h["published_version"] for h in hist] == [0, 1]  # PPO: weights every step
     lineage = json.loads((out / "async.json").read_text())["lineage"]
-    wait_until(lambda: w.health()["accepted_version"] == 1 and w.health()["accepted_lineage"] == lineage,
-               what="the worker to take the last publication")
-    # what was published is the policy after step 1, gathered from the shards: the step-1 checkpoint
-    published = weights(out / ".published" / f"{lineage}-v00000001.safetensors")
-    assert close(published, weights(out / "checkpoints" / "step-000001" / "model.safetensors"), 0.0)
+    wait_until(lambda: w.version == 1 and w.lineage == lineage, what="the worker to load the last publication")
+    # what the worker runs is the policy after step 1, gathered from the shards: the step-1 checkpoint
+    loaded = {k: v.detach().clone() for k, v in w.model.state_dict().items()}
+    assert close(loaded, weights(out / "checkpoints" / "step-000001" / "model.safetensors"), 0.0)
+    assert not list((out / ".published").glob("*.safetensors"))  # the learner's copies go when it stops
     assert (out / "checkpoints" / "step-000002" / "value_model" / "model.safetensors").exists()

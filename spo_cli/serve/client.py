@@ -17,8 +17,9 @@ taking anything else from it, and otherwise keeps a small shared buffer filled w
 Published weights are files (the learner streams them to disk tensor by tensor): with
 --weights-via path a file under the shared --weights-dir whose path is sent; over HTTP the file is
 streamed as the request body, cast to the worker's dtype tensor by tensor, so neither side of the
-learner holds a whole extra copy of the model in memory. The last three files are kept (a worker
-may still be reading one).
+learner holds a whole extra copy of the model in memory. Files kept: the last three on shared
+storage (a worker may still be reading one); over HTTP the last two (a link may still be sending
+one), removed when the links close.
 
 Failures (Sec "Failure behaviour" of docs/async.md): a worker that refuses connections, answers
 with a server error, or does not answer within `timeout` seconds (a hang) is marked down and
@@ -204,6 +205,13 @@ class WorkerLinks:
                 link.thread.join(5.0)
         if self._tmp is not None:
             self._tmp.cleanup()
+        elif self.weights_via == "http":
+            self._prune(0)  # only this learner reads them
+
+    def _prune(self, keep: int) -> None:
+        olds = sorted(self.publish_dir.glob(f"{self.lineage}-v*.safetensors"))
+        for old in olds[:len(olds) - keep]:
+            old.unlink(missing_ok=True)
 
     def weights_path(self, version: int) -> Path:
         """Where the learner writes the file of a version's weights (then passes it to publish)."""
@@ -211,14 +219,13 @@ class WorkerLinks:
         return self.publish_dir / f"{self.lineage}-v{int(version):08d}.safetensors"
 
     def publish(self, path: str | Path, version: int) -> None:
-        """Make the safetensors file at `path` (complete; not changed afterwards) the weights every
-        worker gets. Older files of this lineage but the last three are removed."""
+        """Make the safetensors file at `path` (weights_path(version), complete; not changed
+        afterwards) the weights every worker gets. Older files of this lineage are removed but the
+        last few (workers or links may still be reading them)."""
         with self.cond:
             self._latest = (int(version), Path(path))
             self.cond.notify_all()
-        olds = sorted(Path(path).parent.glob(f"{self.lineage}-v*.safetensors"))
-        for old in olds[:-3]:  # workers may still be reading the last few
-            old.unlink(missing_ok=True)
+        self._prune(3 if self.weights_via == "path" else 2)
 
     @property
     def all_down(self) -> bool:

@@ -92,7 +92,11 @@ class Processes:
         from accelerate.utils import DistributedType, InitProcessGroupKwargs
 
         cpu = cfg.device == "cpu" or (cfg.device == "auto" and not torch.cuda.is_available())
-        fsdp = os.environ.get("ACCELERATE_USE_FSDP", "false").lower() == "true"
+        asked = {k: os.environ.get(f"ACCELERATE_USE_{k}", "false").lower() == "true"
+                 for k in ("FSDP", "DEEPSPEED", "MEGATRON_LM")}
+        if asked["DEEPSPEED"] or asked["MEGATRON_LM"]:  # (on CPUs accelerate would quietly run DDP instead)
+            raise BadInput("spo train runs one process, DDP or FSDP version 2, not DeepSpeed or Megatron-LM")
+        fsdp = asked["FSDP"]
         if fsdp:
             # per-decoder-layer units unless the launch chose a policy
             os.environ.setdefault("FSDP_AUTO_WRAP_POLICY", "TRANSFORMER_BASED_WRAP")
@@ -104,9 +108,9 @@ class Processes:
             acc = Accelerator(cpu=cpu, kwargs_handlers=[pg])  # cpu: gloo, not "no distribution"
         except (RuntimeError, ValueError) as e:
             raise BadInput(f"accelerate could not set up the learner processes: {e}") from None
-        launched = int(os.environ.get("WORLD_SIZE", "1") or 1)
-        if launched > 1 and acc.num_processes == 1:
-            raise BadInput(f"{launched} processes were launched but accelerate set up no distributed training "
+        n = int(os.environ.get("WORLD_SIZE", "1") or 1)
+        if n > 1 and acc.num_processes == 1:
+            raise BadInput(f"{n} processes were launched but accelerate set up no distributed training "
                            f"({acc.distributed_type})")
         dtype = acc.distributed_type
         if fsdp and dtype == DistributedType.MULTI_CPU:
