@@ -10,9 +10,13 @@ struct of two lists {input: [str], output: [str]}; `solutions` and `incorrect_so
 
 Mapped: name -> id; description -> prompt; all three test sets -> tests (in that order), the public
 ones also -> public_tests; Python 3 solutions -> solutions / incorrect_solutions; time_limit ->
-seconds; memory_limit_bytes -> memory_limit_mb (MiB, rounded down). Kept under meta: the solutions
-in every other language, by language name (`other_solutions`, `other_incorrect_solutions`), and
-every other column as it is.
+seconds; memory_limit_bytes -> memory_limit_mb (MiB, rounded down). Kept under meta: every other
+column as it is, time_limit and memory_limit_bytes as stored too, and how many solutions there
+are in each other language (`solutions_by_language`, `incorrect_solutions_by_language`).
+
+Dropped: the programs in languages other than Python 3 (C++, Java, Python 2; only their counts
+are kept). They are most of the dataset's bytes, no use to a Python judge, and every command
+that indexes problems would hold them in memory.
 
 Skipped (counted, see spo_cli.errors.Unusable): a problem with no tests at all, and one whose
 program must read `input_file` / write `output_file` instead of stdin/stdout (the judge gives a
@@ -21,6 +25,7 @@ program stdin only).
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 from spo_cli.errors import RecordError, Unusable
@@ -31,8 +36,7 @@ LANGUAGES = {0: "UNKNOWN_LANGUAGE", 1: "PYTHON", 2: "CPP", 3: "PYTHON3", 4: "JAV
 CC_PYTHON3 = 3
 CC_PYTHON2 = 1
 TEST_SETS = ("public_tests", "private_tests", "generated_tests")
-CONSUMED = {"name", "description", *TEST_SETS, "solutions", "incorrect_solutions", "time_limit",
-            "memory_limit_bytes"}
+CONSUMED = {"name", "description", *TEST_SETS, "solutions", "incorrect_solutions"}
 
 
 def arrow_schema():
@@ -71,24 +75,22 @@ def _language(lang: Any) -> str:
     return LANGUAGES.get(lang, str(lang)) if isinstance(lang, int) else str(lang)
 
 
-def _solutions(block: Any, field: str) -> tuple[list[str], dict[str, list[str]]]:
-    """(the Python 3 programs, the others by language name) of a solutions block."""
+def _solutions(block: Any, field: str) -> tuple[list[str], dict[str, int]]:
+    """(the Python 3 programs, how many programs in each other language) of a solutions block."""
     if not block:
         return [], {}
     if isinstance(block, list):  # already a list of programs
         return [s for s in block if isinstance(s, str)], {}
     if not isinstance(block, dict):
         raise RecordError(field, "must be an object {language: [...], solution: [...]}")
-    langs, sols = block.get("language") or [], string_list(block.get("solution") or [], field, "solution")
+    langs, sols = block.get("language") or [], block.get("solution") or []
     if len(langs) != len(sols):
         raise RecordError(field, f"has {len(langs)} languages but {len(sols)} solutions")
-    python3, others = [], {}
-    for lang, code in zip(langs, sols):
-        name = _language(lang)
-        if name == "PYTHON3":
-            python3.append(code)
-        else:
-            others.setdefault(name, []).append(code)
+    counts = Counter(langs)
+    python3 = [s for la, s in zip(langs, sols) if la == CC_PYTHON3 or la == "PYTHON3"] \
+        if CC_PYTHON3 in counts or "PYTHON3" in counts else []
+    string_list(python3, field, "Python 3 solution")  # the others are only counted
+    others = {_language(la): n for la, n in counts.items() if la != CC_PYTHON3 and la != "PYTHON3"}
     return python3, others
 
 
@@ -106,11 +108,7 @@ def from_codecontests(row: dict) -> dict:
         raise RecordError("description", "missing (the problem statement)")
     solutions, other = _solutions(row.get("solutions"), "solutions")
     incorrect, other_incorrect = _solutions(row.get("incorrect_solutions"), "incorrect_solutions")
-    extra = {}
-    if other:
-        extra["other_solutions"] = other
-    if other_incorrect:
-        extra["other_incorrect_solutions"] = other_incorrect
+    extra = {"solutions_by_language": other, "incorrect_solutions_by_language": other_incorrect}
     out: dict[str, Any] = {
         "id": str(row["name"]),
         "prompt": row["description"],
@@ -118,7 +116,7 @@ def from_codecontests(row: dict) -> dict:
         "public_tests": public,
         "solutions": solutions,
         "incorrect_solutions": incorrect,
-        "meta": meta("codecontests", row, CONSUMED, **extra),
+        "meta": meta("codecontests", row, CONSUMED, **{k: v for k, v in extra.items() if v}),
     }
     tl = row.get("time_limit")
     time_limit = None
