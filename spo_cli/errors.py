@@ -42,3 +42,6 @@ class RecordError(ValueError):
 class Unusable(RecordError):
     """A well-formed record that cannot be used, e.g. a problem without usable tests: readers
     skip it and count it (and say so on stderr), never drop it silently, never stop on it."""
+
+    def __init__(self, reason: str):
+        super().__init__(None, reason)

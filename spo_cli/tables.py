@@ -12,11 +12,13 @@ Detection is by content (the first bytes), never by name:
 - Feather V1 (`FEA1`, written by pyarrow before 0.17 / 2020) cannot be read by batch: refused,
   with what to do instead.
 
-Streaming: a Parquet file through `ParquetFile.iter_batches` with buffered column reads, an Arrow
-file one record batch at a time from an ordinary (not memory-mapped) file. At most BATCH_ROWS rows
-are Python objects at once. Memory is bounded by the batch, not by the file: for Parquet one batch
-plus a page of each column (`buffer_size`), for Arrow one record batch as the file holds it
-(`datasets` writes 1,000 rows or fewer per batch) plus BATCH_ROWS rows as Python objects.
+Streaming: a Parquet file through `ParquetFile.iter_batches` with buffered column reads and no
+pre-buffering (pyarrow's default reads ahead whole column chunks: measured, +35 MB on 4x the
+data), an Arrow file one record batch at a time from an ordinary (not memory-mapped) file. At most
+BATCH_ROWS rows are Python objects at once. Memory is bounded by the batch and the file's own
+pieces, not by the file: for Parquet a batch plus the row group being decoded (writers make them
+of 100 to 10,000 rows), for Arrow one record batch as the file holds it (`datasets` writes 1,000
+rows or fewer per batch). tests/test_tables.py checks it on 30 MB against 120 MB.
 
 Rows come out as plain Python values (`to_pylist`: a struct is a dict, a list a list). Columns of
 a type JSON has no form for are cast first: binary to UTF-8 text (a value that is not UTF-8 is an
@@ -123,7 +125,7 @@ def _open(src: str, f: IO[bytes], fmt: str, pa: Any):
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
-        pf = pq.ParquetFile(src, buffer_size=READ_BUFFER)
+        pf = pq.ParquetFile(src, buffer_size=READ_BUFFER, pre_buffer=False)
         return pf.iter_batches(batch_size=BATCH_ROWS), pf.schema_arrow
     if fmt == "arrow":
         reader = pa.ipc.open_file(pa.OSFile(src))

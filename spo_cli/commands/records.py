@@ -125,10 +125,12 @@ def check(**kw) -> None:
             judged += 1
             rewards += rec["reward"]
     summary = {"records": stats.records, "invalid": stats.invalid}
+    if stats.unusable:  # problems without usable tests: skipped, not invalid (issue 16)
+        summary["skipped"] = stats.unusable
     if kind == "trajectory":
         summary["judged"] = int(judged)
         summary["mean_reward"] = (rewards / judged) if judged else None
-    for path, line, reason in stats.examples:
+    for path, line, reason in stats.examples + stats.unusable_examples:
         err.print(f"{path}:{line}: {reason}" if line is not None else f"{path}: {reason}", markup=False)
     typer.echo(orjson.dumps(summary).decode())
     if stats.invalid:
