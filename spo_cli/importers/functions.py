@@ -221,7 +221,7 @@ def literal(v: Any, depth: int = 0) -> str:
     if t is list:
         return "[" + ", ".join(literal(x, d) for x in v) + "]"
     if t is tuple:
-        return "(" + "".join(literal(x, d) + ", " for x in v) + ")"
+        return "(" + ", ".join(literal(x, d) for x in v) + ("," if len(v) == 1 else "") + ")"
     if t in (set, frozenset):
         inner = "[" + ", ".join(literal(x, d) for x in v) + "]"
         return f"{t.__name__}({inner})"
