@@ -463,7 +463,8 @@ def _iter_source(src: str, kind: str | None, skip_invalid: bool, stats: ReadStat
     name = "<stdin>" if src == "-" else src
     f, close = _open_source(src)
     loads = orjson.loads
-    fast = _FAST[kind] if kind else None
+    # problems are validated by the importers (spo_cli.importers.to_problem), once
+    fast = _FAST[kind] if kind and kind != "problem" else None
     count = dups = lineno = 0
     try:
         # Parquet / Arrow (issue 16): rows instead of lines, each already a dict, numbered as rows.

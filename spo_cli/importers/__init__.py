@@ -31,13 +31,21 @@ through unchanged, whatever their tests.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from spo_cli.errors import RecordError, Unusable
 from spo_cli.importers.apps import from_apps, from_taco
-from spo_cli.importers.codecontests import CC_PYTHON2, CC_PYTHON3, LANGUAGES, from_codecontests
+from spo_cli.importers.codecontests import (
+    CC_PYTHON2,
+    CC_PYTHON3,
+    LANGUAGES,
+    from_codecontests,
+    test_origin,
+)
 from spo_cli.importers.functions import from_evalplus, from_humaneval, from_mbpp
 from spo_cli.importers.livecodebench import decode_private_tests, from_livecodebench
+from spo_cli.schema import validate
 
 __all__ = [
     "CC_PYTHON2", "CC_PYTHON3", "FORMATS", "LANGUAGES", "decode_private_tests", "detect_format",
@@ -79,13 +87,13 @@ _IMPORTERS = {
 
 
 def to_problem(row: Any, lineno: int) -> dict:
-    """The Problem record for a row of any supported layout (validated by the caller). Raises
+    """The Problem record for a row of any supported layout, validated (spo_cli.schema). Raises
     RecordError for a malformed row (naming the field), Unusable for one without usable tests."""
     if not isinstance(row, dict):
         raise RecordError(None, f"a problem must be a JSON object, got {type(row).__name__}")
     fmt = detect_format(row)
     if fmt == "spo":
-        return row
+        return validate(row, "problem")
     importer = _IMPORTERS.get(fmt)
     if importer is None:
         raise RecordError(None, "not a problem in any known layout (spo: id+prompt; CodeContests: "
@@ -94,7 +102,7 @@ def to_problem(row: Any, lineno: int) -> dict:
                                 "task_id+base_input+plus_input; HumanEval: task_id+prompt+test+"
                                 "entry_point; MBPP: task_id+text+test_list)")
     try:
-        return importer(row, lineno)
+        out = importer(row, lineno)
     except (RecordError, Unusable):
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as e:
@@ -102,3 +110,13 @@ def to_problem(row: Any, lineno: int) -> dict:
         field = e.args[0] if isinstance(e, KeyError) and e.args else None
         raise RecordError(field if isinstance(field, str) else None,
                           f"malformed {fmt} row ({type(e).__name__}: {e})") from None
+    try:
+        return validate(out, "problem")
+    except RecordError as e:
+        # The importers leave the per-item type checks of tests to the schema (once, not twice:
+        # a row holds hundreds); name the row's own field for what the schema found.
+        m = re.match(r"item (\d+) (.*)", e.reason)
+        if fmt == "codecontests" and e.field == "tests" and m:
+            field, k = test_origin(row, int(m.group(1)))
+            raise RecordError(field, f"test {k}: input and output must be strings") from None
+        raise

@@ -29,7 +29,7 @@ from collections import Counter
 from typing import Any
 
 from spo_cli.errors import RecordError, Unusable
-from spo_cli.importers._common import meta, string_list
+from spo_cli.importers._common import meta
 
 LANGUAGES = {0: "UNKNOWN_LANGUAGE", 1: "PYTHON", 2: "CPP", 3: "PYTHON3", 4: "JAVA"}
 """The dataset's `language` class label (Python 2 is PYTHON)."""
@@ -64,11 +64,24 @@ def _tests(block: Any, field: str) -> list[dict]:
         return []
     if not isinstance(block, dict):
         raise RecordError(field, "must be an object {input: [...], output: [...]}")
-    ins = string_list(block.get("input") or [], field, "input")
-    outs = string_list(block.get("output") or [], field, "output")
+    ins, outs = block.get("input") or [], block.get("output") or []
+    if not isinstance(ins, list) or not isinstance(outs, list):
+        raise RecordError(field, "input and output must be lists")
     if len(ins) != len(outs):
         raise RecordError(field, f"has {len(ins)} inputs but {len(outs)} outputs")
     return [{"input": i, "output": o} for i, o in zip(ins, outs)]
+
+
+def test_origin(row: dict, k: int) -> tuple[str, int]:
+    """Which test set and which item of it the k-th of the mapped tests came from (to name the
+    row's own field when a test is bad: the strings are checked once, by the schema)."""
+    for field in TEST_SETS:
+        block = row.get(field)
+        n = len(block.get("input") or []) if isinstance(block, dict) else 0
+        if k < n:
+            return field, k
+        k -= n
+    return "tests", k
 
 
 def _language(lang: Any) -> str:
@@ -87,9 +100,10 @@ def _solutions(block: Any, field: str) -> tuple[list[str], dict[str, int]]:
     if len(langs) != len(sols):
         raise RecordError(field, f"has {len(langs)} languages but {len(sols)} solutions")
     counts = Counter(langs)
-    python3 = [s for la, s in zip(langs, sols) if la == CC_PYTHON3 or la == "PYTHON3"] \
-        if CC_PYTHON3 in counts or "PYTHON3" in counts else []
-    string_list(python3, field, "Python 3 solution")  # the others are only counted
+    python3: list = []
+    for key in (CC_PYTHON3, "PYTHON3"):  # the class label, or its name in a JSON export
+        if key in counts:  # one comparison a program: hundreds of them a row
+            python3 += [s for la, s in zip(langs, sols) if la == key]
     others = {_language(la): n for la, n in counts.items() if la != CC_PYTHON3 and la != "PYTHON3"}
     return python3, others
 
