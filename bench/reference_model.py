@@ -7,7 +7,7 @@
                                               # a minute once the toy is cached)
 
 Settings as in the paper's evaluation: n = 20 samples per problem, temperature 0.4, top-p 0.95,
-unbiased pass@k = 1 - C(n-c, k)/C(n, k) (MATH.md section 10). Measured the way `spo eval` measures
+unbiased pass@k = 1 - C(n-c, k)/C(n, k) (docs/math.md §10). Measured the way `spo eval` measures
 any model (spo_cli.evaluate.evaluate_models): the hf sampler, every sample judged in the judge's
 sandbox, the core estimators; sampling and judging alternate, never overlap. Torch threads: auto
 (spo_cli.hw.resolve_threads: one thread on a busy machine, where two collapse throughput).

@@ -1,4 +1,4 @@
-"""pass@k reports (MATH.md section 10): sample n per problem, judge, estimate; table and plot.
+"""pass@k reports (docs/math.md §10): sample n per problem, judge, estimate; table and plot.
 
     from spo_cli.evaluate import evaluate_models, evaluate_trajectories, plot_report
     report = evaluate_models(["run/step-000100", "run/step-000200"], problems, n=20, ks=(1, 10))
@@ -27,7 +27,6 @@ Choices where the paper is silent:
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -45,33 +44,9 @@ CHECKPOINT_META = "spo_checkpoint.json"
 # The numbers
 
 
-def _num(x: float) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)
-
-
-def jackknife_pass_at_k_stderr(n: int, c: int, k: int) -> float:
-    """Jackknife standard error of the unbiased pass@k of one problem (n samples, c correct).
-
-    Leave-one-out estimates: pass@k(n-1, c-1) for the c correct samples, pass@k(n-1, c) for the
-    n-c others; se = sqrt((n-1)/n * sum_i (theta_i - mean theta)^2). NaN when n - 1 < k.
-    """
-    from spo_cli.core.estimators import pass_at_k
-
-    if n - 1 < k:
-        return math.nan
-    loo = []  # (value, multiplicity)
-    if c > 0:
-        loo.append((float(pass_at_k(n - 1, c - 1, k)), c))
-    if n - c > 0:
-        loo.append((float(pass_at_k(n - 1, c, k)), n - c))
-    mean = sum(v * m for v, m in loo) / n
-    ss = sum(m * (v - mean) ** 2 for v, m in loo)
-    return math.sqrt((n - 1) / n * ss)
-
-
 def pass_at_k_report(counts: dict[str, tuple[int, int]], ks: Sequence[int]) -> dict:
     """{problem_id: (n, c)} -> the pass@k part of a model's report (overall and per problem)."""
-    from spo_cli.core.estimators import pass_at_k, pass_at_k_mean
+    from spo_cli.core.estimators import finite_or_none, jackknife_pass_at_k_stderr, pass_at_k, pass_at_k_mean
 
     per_problem = []
     for pid, (n, c) in counts.items():
@@ -79,7 +54,7 @@ def pass_at_k_report(counts: dict[str, tuple[int, int]], ks: Sequence[int]) -> d
         for k in ks:
             if n >= k:
                 row[f"pass@{k}"] = {"mean": float(pass_at_k(n, c, k)),
-                                    "stderr": _num(jackknife_pass_at_k_stderr(n, c, k))}
+                                    "stderr": finite_or_none(jackknife_pass_at_k_stderr(n, c, k))}
             else:
                 row[f"pass@{k}"] = None
         per_problem.append(row)
@@ -88,7 +63,7 @@ def pass_at_k_report(counts: dict[str, tuple[int, int]], ks: Sequence[int]) -> d
         ok = [(n, c) for n, c in counts.values() if n >= k]
         if ok:
             est = pass_at_k_mean([n for n, _ in ok], [c for _, c in ok], k)
-            out[f"pass@{k}"] = {"mean": est.value, "stderr": _num(est.stderr), "problems": len(ok)}
+            out[f"pass@{k}"] = {"mean": est.value, "stderr": finite_or_none(est.stderr), "problems": len(ok)}
         else:
             out[f"pass@{k}"] = {"mean": None, "stderr": None, "problems": 0}
     out["per_problem"] = per_problem

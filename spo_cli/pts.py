@@ -1,4 +1,4 @@
-"""Pivotal Token Search (MATH.md section 8; the paper Sec 3.1.3, after the Phi-4 report).
+"""Pivotal Token Search (docs/math.md §8; the paper Sec 3.1.3, after the Phi-4 report).
 
 For a trajectory x0, x_1..x_T, p(k) is the success probability of the reference policy continuing
 the prefix of the first k response tokens, estimated from N rollouts (sampled, then judged).

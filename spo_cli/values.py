@@ -1,4 +1,4 @@
-"""Value records: V_hat(x0) per problem from judged reference-policy samples (MATH.md section 7).
+"""Value records: V_hat(x0) per problem from judged reference-policy samples (docs/math.md §7).
 
     from spo_cli.values import estimate_values, load_values, parse_missing_value
     for rec in estimate_values(read_records("judged.jsonl", "trajectory"), beta=0.1): ...
@@ -46,10 +46,6 @@ from spo_cli.judge.client import Judge, rollouts
 from spo_cli.judge.outcome import is_success, is_usable, judged_reward
 
 
-def _finite_or_none(x: float) -> float | None:
-    return None if x is None or not math.isfinite(x) else float(x)
-
-
 def p_hat_histogram(ps: Iterable[float], bins: int = 5) -> str:
     """'[0.0,0.2) 12, [0.2,0.4) 3, ...': a one-line distribution of success rates, for people."""
     counts = [0] * bins
@@ -68,7 +64,7 @@ def value_record(problem_id: str, rewards: Mapping[float, int] | Iterable[float]
                  judge_errors: int = 0, **extra) -> dict:
     """The Value record of one problem from its K judged rewards (a list, or {reward: count});
     `judge_errors` (samples left out because the judge failed) is recorded when there were any."""
-    from spo_cli.core.estimators import soft_value, soft_value_stderr
+    from spo_cli.core.estimators import finite_or_none, soft_value, soft_value_stderr
     from spo_cli.schema import new_value
 
     if isinstance(rewards, Mapping):
@@ -86,7 +82,7 @@ def value_record(problem_id: str, rewards: Mapping[float, int] | Iterable[float]
         k=int(r.size),
         beta=float(beta),
         p_hat=p_hat,
-        stderr=_finite_or_none(soft_value_stderr(r, beta)),
+        stderr=finite_or_none(soft_value_stderr(r, beta)),
         **({"judge_errors": int(judge_errors)} if judge_errors else {}),
         **extra,
     )

@@ -53,7 +53,7 @@ def test_binary_rewards_give_the_closed_form(c, k, beta):
     assert rec["v"] == pytest.approx(soft_value_binary(p, beta), rel=1e-12, abs=1e-12)
     assert rec["stderr"] == pytest.approx(soft_value_binary_stderr(p, k, beta), rel=1e-9, abs=1e-12)
     if c == 0:
-        assert rec["v"] == pytest.approx(-1.0)  # finite: MATH.md section 7
+        assert rec["v"] == pytest.approx(-1.0)  # finite: docs/math.md §7
 
 
 def test_random_rewards_match_an_independent_computation():

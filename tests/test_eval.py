@@ -13,13 +13,13 @@ import pytest
 from typer.testing import CliRunner
 
 from spo_cli.cli import app
+from spo_cli.core.estimators import jackknife_pass_at_k_stderr
 from spo_cli.errors import BadInput
 from spo_cli.evaluate import (
     checkpoint_step,
     default_plot_path,
     evaluate_models,
     evaluate_trajectories,
-    jackknife_pass_at_k_stderr,
     pass_at_k_report,
     plot_report,
 )

@@ -1,4 +1,4 @@
-"""Pivotal Token Search: the bisection against the recursive pseudo-code of MATH.md section 8, and
+"""Pivotal Token Search: the bisection against the recursive pseudo-code of docs/math.md §8, and
 a synthetic problem with one known pivotal token, searched through the real sampler interface.
 
 The synthetic "policy" is scripted (ScriptedSampler, a spo_cli.sampling Sampler whose backend is a
@@ -241,7 +241,7 @@ def test_same_seed_same_result_whatever_the_batching(sampler, successes):
 # --------------------------------------------------------------------------------- pure parts
 
 def recursive_pts(p, T, gap, cum):
-    """MATH.md section 8, literally (depth-first, memoised p): (visited boundaries, pivotal)."""
+    """docs/math.md §8, literally (depth-first, memoised p): (visited boundaries, pivotal)."""
     seen, piv = {0, T}, []
 
     def sub(a, b):

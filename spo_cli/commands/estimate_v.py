@@ -46,7 +46,7 @@ BATCH = Options(SampleOptions, only=("batch_size",))
 
 
 def main(**kw) -> None:
-    """Estimate V_hat(x0) = beta log mean exp((reward - 1)/beta) per problem (MATH.md section 7).
+    """Estimate V_hat(x0) = beta log mean exp((reward - 1)/beta) per problem (docs/math.md §7).
 
     From judged reference-policy trajectories (any order), one Value record per problem:
     problem_id, v (computed with logsumexp), p_hat (share of samples that passed every test), k,

@@ -56,7 +56,7 @@ BATCH = Options(SampleOptions, only=("batch_size",))
 
 
 def main(**kw) -> None:
-    """Report pass@k (unbiased estimator, MATH.md section 10) per problem and overall.
+    """Report pass@k (unbiased estimator, docs/math.md §10) per problem and overall.
 
     Samples -n per problem from each checkpoint (temperature 0.4, top-p 0.95 by default, as in
     the paper), judges them, and prints ONE JSON report on stdout: per model its step, pass@k

@@ -47,7 +47,7 @@ BATCH = Options(SampleOptions, only=("batch_size",))
 
 
 def main(**kw) -> None:
-    """Find pivotal tokens and write Monte-Carlo targets (MATH.md section 8).
+    """Find pivotal tokens and write Monte-Carlo targets (docs/math.md §8).
 
     For each selected trajectory (by default: successful ones of problems with 0.2 <= p_hat <= 0.8),
     estimate the success probability p(k) of the reference model continuing the first k response

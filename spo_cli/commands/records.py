@@ -117,13 +117,14 @@ def check(**kw) -> None:
     """Validate records; print counts as JSON on stdout (with `skipped`: problems without usable
     tests, when there are any). Exit 2 if any record is invalid."""
     from spo_cli.console import err
+    from spo_cli.judge.outcome import is_usable
     from spo_cli.streams import ReadStats, read_records
 
     inputs, kind = INPUTS.take(kw).inputs, CHECK.take(kw).kind
     stats = ReadStats()
     judged = rewards = 0.0
     for rec in read_records(inputs or "-", kind, skip_invalid=True, stats=stats):
-        if kind == "trajectory" and rec.get("reward") is not None:
+        if kind == "trajectory" and is_usable(rec):
             judged += 1
             rewards += rec["reward"]
     summary = {"records": stats.records, "invalid": stats.invalid}

@@ -3,7 +3,7 @@
 The judge (runner.judge_response) writes `reward` and `verdict` into a trajectory; `spo sample`
 writes both as null. From those two fields a record is one of:
 
-- success      reward is SUCCESS (1.0: every test passed; MATH.md section 1, r_max = 1), within
+- success      reward is SUCCESS (1.0: every test passed; docs/math.md §1, r_max = 1), within
                SUCCESS_TOL so that a partial reward summed from fractions still counts;
 - failure      any other reward (0 for the binary judge, passed/total with --partial);
 - judge_error  reward null and a verdict (the judge writes JE: the sandbox failed, not the

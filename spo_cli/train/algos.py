@@ -17,7 +17,7 @@ Where PPO departs from the paper, or chooses where it is silent: on-policy rollo
 (interval 1), the behaviour log-probs the sampler recorded serve as pi_old, advantages are whitened
 over the batch, and the value model is a copy of the reference model's transformer with a scalar
 head (zero-initialised). Rows more than one policy version stale (asynchronous rollouts) get the
-decoupled-PPO correction (MATH.md section 9). KL to the reference (metric `kl_ref`) is the mean
+decoupled-PPO correction (docs/math.md §9). KL to the reference (metric `kl_ref`) is the mean
 over rows of sum_t log pi_theta/pi_ref on the batch's own tokens: an estimate of
 KL(pi_theta || pi_ref) only on rows the policy sampled.
 """
@@ -86,7 +86,7 @@ def build_objective(cfg: TrainConfig):
 
 
 def spo_step(run: "Run", examples: list[Example]) -> dict:
-    """SPO: the run's objective on each micro-batch (MATH.md), with the reference log-probs from
+    """SPO: the run's objective on each micro-batch (docs/math.md), with the reference log-probs from
     the trajectories' cache or the reference model."""
     from spo_cli.core.spo import SPOBatch, mc_tensors, terminal_q
 
@@ -167,7 +167,7 @@ def ppo_step(run: "Run", examples: list[Example]) -> dict:
     stale = torch.tensor([run.policy_version - e.policy_version > 1 for e in examples], device=run.device)  # (B,)
     weights = None
     if bool(stale.any()):
-        # Decoupled PPO (MATH.md 9): clip against the current policy (pi_old), and correct
+        # Decoupled PPO (docs/math.md §9): clip against the current policy (pi_old), and correct
         # pi_old vs the stale behaviour policy with per-token importance weights.
         with torch.no_grad(), run.autocast():
             now, _ = token_logprobs(run.policy, batch)

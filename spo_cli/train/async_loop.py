@@ -19,7 +19,7 @@ nothing else does:
   the workers' spools). Rollouts from an abandoned future (a learner resumed at an earlier step)
   or from another run's lineage are always dropped (`rollouts_dropped_foreign`).
 - PPO needs nothing extra: its step (spo_cli/train/algos.py) already applies the decoupled-PPO
-  correction to rows more than one version stale (MATH.md section 9), from the log-probs the
+  correction to rows more than one version stale (docs/math.md §9), from the log-probs the
   workers record.
 - Models and optimiser are wrapped by accelerate (DDP over gloo on CPU, NCCL on GPUs). The batch
   size is global: each process takes batch_size / processes rows; DDP averages the gradients.

@@ -45,9 +45,9 @@ class TrainConfig:
     """SPO objectives, per data source: 'terminal:ce' (all sources), or 'online=terminal:ce',
     'offline=terminal:sq+mc:ce*0.5', '*=...' (any other source). See spo_cli/core/spo.py. (repeatable)"""
     beta: float = 0.1
-    """KL temperature beta of soft RL (MATH.md)."""
+    """KL temperature beta of soft RL (docs/math.md)."""
     eps: float = 1e-3
-    """Clipping of the cross-entropy loss (MATH.md section 5)."""
+    """Clipping of the cross-entropy loss (docs/math.md §5)."""
     steps: int = 100
     """Optimiser steps."""
     batch_size: int = 16
