@@ -1,7 +1,8 @@
 """Read and write throughput of spo's record streams against the bare floor, and peak memory.
 
-    python bench/io.py            # 1,000,000 trajectories (~3 KB of JSON each), 3 repetitions
-    python bench/io.py --quick    # 50,000 trajectories, under a minute
+    python bench/io.py            # 1,000,000 trajectories (~3 KB of JSON each), 3 repetitions,
+                                  # and 3,000 CodeContests problems in a Parquet file
+    python bench/io.py --quick    # 50,000 trajectories and 300 problems, under a minute
 
 Floor, measured in the same run on the same file:
 - read:  zstandard stream decompression + a line iterator + orjson.loads, nothing else;
@@ -9,9 +10,14 @@ Floor, measured in the same run on the same file:
 Ours: spo_cli.streams.read_records(path, "trajectory") (magic-byte detection, each zstd frame's
 checksum verified before its records are yielded, line numbers, schema validation) and
 open_writer(path) (a checksummed frame per ~1 MiB of JSON, atomic temp file + rename + fsync).
+Parquet (issue 16), on one file of CodeContests rows in the Hugging Face schema:
+- floor: pyarrow.parquet.ParquetFile(path).iter_batches(batch_size) + RecordBatch.to_pylist();
+- ours:  read_records(path, "problem"): magic-byte detection, the same batches as plain rows,
+  each row mapped onto a Problem record by the CodeContests importer and validated.
 Repetitions alternate floor and ours; figures are medians. On a shared machine whose speed drifts
 between repetitions, the *_paired ratios (the median over repetitions of floor time / our time,
-each pair measured back to back) are the steadier ones. Peak RSS of a read is measured in fresh
+each pair measured back to back) are the steadier ones, and for Parquet the ratio of CPU times
+(parquet_vs_floor_cpu: both sides run the same pyarrow reader, so its threads count alike). Peak RSS of a read is measured in fresh
 processes on the full file and on a tenth of it: equal peaks mean memory does not grow with size.
 
 People-facing lines go to stderr; the last stdout line is one JSON object.
@@ -64,6 +70,86 @@ def realistic_records(n: int, seed: int = 0):
             "sampler": {"model": "tiny", "temperature": 0.7, "top_p": 0.95, "seed": i},
             "created": 1764000000.0 + i,
         }
+
+
+def codecontests_rows(n: int, seed: int = 0):
+    """CodeContests rows shaped like the real ones (deepmind/code_contests), whose bytes are mostly
+    solutions: a ~1.5 KB statement; 2 public, ~10 private and ~80 generated tests with inputs of
+    10 B to 2 KB; ~150 correct and ~100 incorrect solutions of 200 B to 1.5 KB, one in ten in
+    Python 3, the rest C++, Java or Python 2; the Codeforces fields. 64 templates, fresh names."""
+    import random
+
+    rng = random.Random(seed)
+    words = ["read", "n", "integers", "print", "the", "minimum", "number", "of", "moves", "array",
+             "query", "modulo", "10^9+7", "each", "test", "case", "string", "graph", "edges"]
+
+    def tests(k):
+        ins = [" ".join(str(rng.randrange(10**6)) for _ in range(int(rng.expovariate(1 / 40)) + 2)) + "\n"
+               for _ in range(k)]
+        return {"input": ins, "output": [f"{rng.randrange(10**9)}\n" for _ in range(k)]}
+
+    def sols(k):
+        langs = [rng.choice((2, 2, 2, 2, 2, 4, 4, 1, 1, 3)) for _ in range(k)]
+        return {"language": langs, "solution": [
+            "\n".join(f"x{i} = int(input()) * {rng.randint(1, 99)}" for i in range(rng.randint(8, 60)))
+            for _ in langs]}
+
+    templates = []
+    for t in range(64):
+        templates.append({
+            "description": " ".join(rng.choice(words) for _ in range(250)),
+            "public_tests": tests(2), "private_tests": tests(rng.randint(5, 15)),
+            "generated_tests": tests(rng.randint(40, 120)), "source": 2, "difficulty": rng.randint(7, 12),
+            "solutions": sols(rng.randint(50, 250)), "incorrect_solutions": sols(rng.randint(20, 180)),
+            "cf_index": "A", "cf_points": 500.0, "cf_rating": rng.randrange(800, 3000, 100),
+            "cf_tags": ["math", "greedy"], "is_description_translated": False,
+            "untranslated_description": "", "time_limit": {"seconds": 2, "nanos": 0},
+            "memory_limit_bytes": 256 << 20, "input_file": "", "output_file": "",
+        })
+    for i in range(n):
+        yield {"name": f"{1000 + i}_A. Problem {i}", "cf_contest_id": 1000 + i, **templates[i % 64]}
+
+
+def write_parquet(path: Path, n: int, row_group: int = 100) -> None:
+    """n CodeContests rows in the Hugging Face schema, row groups of `row_group` rows."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from spo_cli.importers.codecontests import arrow_schema
+
+    schema = arrow_schema()
+    with pq.ParquetWriter(path, schema) as w:
+        rows = []
+        for r in codecontests_rows(n):
+            rows.append(r)
+            if len(rows) == row_group:
+                w.write_table(pa.Table.from_pylist(rows, schema=schema))
+                rows = []
+        if rows:
+            w.write_table(pa.Table.from_pylist(rows, schema=schema))
+
+
+def floor_parquet(path: Path) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds, rows) of the bare pyarrow loop."""
+    import pyarrow.parquet as pq
+
+    from spo_cli.tables import BATCH_ROWS
+
+    t, c = time.perf_counter(), time.process_time()
+    n = 0
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS):
+        for _ in batch.to_pylist():
+            n += 1
+    return time.perf_counter() - t, time.process_time() - c, n
+
+
+def ours_parquet(path: Path) -> tuple[float, float, int]:
+    """(wall seconds, CPU seconds, problems) of read_records(path, "problem")."""
+    t, c = time.perf_counter(), time.process_time()
+    n = 0
+    for _ in read_records(path, "problem"):
+        n += 1
+    return time.perf_counter() - t, time.process_time() - c, n
 
 
 def floor_write(path: Path, n: int) -> float:
@@ -124,10 +210,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="50,000 records (under a minute)")
     ap.add_argument("-n", type=int, default=None, help="number of trajectories")
+    ap.add_argument("--problems", type=int, default=None, help="CodeContests problems in the Parquet file")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--dir", default=None, help="scratch directory (default: a temporary one)")
     args = ap.parse_args()
     n = args.n or (50_000 if args.quick else 1_000_000)
+    n_problems = args.problems or (300 if args.quick else 3_000)
     log = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
 
     with tempfile.TemporaryDirectory(dir=args.dir) as d:
@@ -152,6 +240,21 @@ def main() -> None:
         n_full, rss_full = peak_rss_mb(d / "ours.jsonl.zst")
         n_tenth, rss_tenth = peak_rss_mb(tenth)
 
+        pq_path = d / "train-00000-of-00001.parquet"
+        write_parquet(pq_path, n_problems)
+        pq_mb = pq_path.stat().st_size / 2**20
+        pf, po, pfc, poc = [], [], [], []
+        for rep in range(max(args.reps, 5)):  # short runs: a few more pairs
+            t, c, na = floor_parquet(pq_path)
+            pf.append(t)
+            pfc.append(c)
+            t, c, nb = ours_parquet(pq_path)
+            po.append(t)
+            poc.append(c)
+            assert na == nb == n_problems, (na, nb, n_problems)
+            log(f"rep {rep + 1}: Parquet read floor {n_problems / pf[-1]:,.0f} problems/s "
+                f"ours {n_problems / po[-1]:,.0f}/s")
+
     med = statistics.median
     result = {
         "records": n,
@@ -167,11 +270,20 @@ def main() -> None:
         "write_vs_floor_paired": round(med([f / o for f, o in zip(fw, ow)]), 3),
         "peak_rss_mb": round(rss_full, 1),
         "peak_rss_mb_tenth_file": round(rss_tenth, 1),
+        "parquet_problems": n_problems,
+        "parquet_mb": round(pq_mb, 1),
+        "parquet_read_per_s": round(n_problems / med(po)),
+        "parquet_floor_per_s": round(n_problems / med(pf)),
+        "parquet_vs_floor": round(med(pf) / med(po), 3),
+        "parquet_vs_floor_paired": round(med([f / o for f, o in zip(pf, po)]), 3),
+        "parquet_vs_floor_cpu": round(med(pfc) / med(poc), 3),
         "reps": args.reps,
     }
     log(f"read {result['read_vs_floor']}x floor (paired {result['read_vs_floor_paired']}x), write "
         f"{result['write_vs_floor']}x floor (paired {result['write_vs_floor_paired']}x), "
-        f"peak RSS {rss_full:.0f} MB on {n_full:,} records vs {rss_tenth:.0f} MB on {n_tenth:,}")
+        f"peak RSS {rss_full:.0f} MB on {n_full:,} records vs {rss_tenth:.0f} MB on {n_tenth:,}; "
+        f"Parquet problems {result['parquet_vs_floor']}x floor (paired {result['parquet_vs_floor_paired']}x, "
+        f"CPU {result['parquet_vs_floor_cpu']}x)")
     print(json.dumps(result))
 
 

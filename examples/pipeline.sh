@@ -16,13 +16,15 @@ EVAL_N=${EVAL_N:-10}
 SEED=${SEED:-0}
 mkdir -p "$OUT"
 
-# 0. The benchmark and the reference model (cached after the first build).
+# 0. The benchmark and the reference model (cached after the first build). The train problems
+#    come as a dataset is downloaded: a CodeContests Parquet shard, turned into Problem records.
 paths=$(spo benchmark build --config "$CONFIG")
 field() { python3 -c "import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])" "$paths" "$1"; }
 model=$(field model_dir)
 head -n "$HELDOUT_PROBLEMS" "$(field heldout_problems)" > "$OUT/heldout.jsonl"
 heldout="$OUT/heldout.jsonl"
-head -n "$TRAIN_PROBLEMS" "$(field train_problems)" > "$OUT/train.jsonl"
+spo records cat -k problem "$(field train_parquet)" -o "$OUT/train-all.jsonl"
+head -n "$TRAIN_PROBLEMS" "$OUT/train-all.jsonl" > "$OUT/train.jsonl"
 train="$OUT/train.jsonl"
 
 # 1. Reference samples, judged: they estimate V(x0) and are offline data too.

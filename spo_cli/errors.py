@@ -37,3 +37,11 @@ class RecordError(ValueError):
         self.field = field
         self.reason = reason
         super().__init__(f"field '{field}': {reason}" if field else reason)
+
+
+class Unusable(RecordError):
+    """A well-formed record that cannot be used, e.g. a problem without usable tests: readers
+    skip it and count it (and say so on stderr), never drop it silently, never stop on it."""
+
+    def __init__(self, reason: str):
+        super().__init__(None, reason)

@@ -18,6 +18,10 @@ Reading
   checksummed frame cut short cannot be verified: its records are not yielded), then raises.
 - A bad line raises BadInput naming file, line and problem; with skip_invalid it is counted and
   reported instead (see ReadStats).
+- Parquet and Arrow files (detected by their magic bytes) are read by spo_cli.tables, one record
+  batch at a time, each row a record; a bad row is named by file and row (numbered from 1).
+- A problem the importers find unusable (no usable tests) is skipped and counted, never an error:
+  ReadStats.unusable, and a line on stderr when the caller keeps no ReadStats of its own.
 
 Writing
 - Compression follows the target's name (`.zst`, `.gz`), also when stdout is redirected to a
@@ -54,13 +58,14 @@ from typing import IO, Any, Iterable, Iterator, Sequence
 import orjson
 import zstandard
 
-from spo_cli.errors import BadInput, RecordError
+from spo_cli import tables
+from spo_cli.errors import BadInput, RecordError, Unusable
 from spo_cli.schema import _FAST, validate
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 GZIP_MAGIC = b"\x1f\x8b"
 CHUNK = 1 << 20
-SHARD_SUFFIXES = (".jsonl", ".jsonl.zst", ".jsonl.gz", ".json", ".zst", ".gz", ".jsonl.zstd")
+SHARD_SUFFIXES = (".jsonl", ".jsonl.zst", ".jsonl.gz", ".json", ".zst", ".gz", ".jsonl.zstd") + tables.SUFFIXES
 
 Spec = str | os.PathLike | Sequence[str | os.PathLike] | None
 
@@ -77,6 +82,8 @@ def _shards(directory: Path) -> list[str]:
     for p in sorted(directory.iterdir()):
         if p.name.startswith(".") or not p.is_file():
             continue  # hidden: temporary files of writers in progress
+        if tables.is_metadata_file(p):
+            continue  # the `datasets` library's JSON beside its Arrow shards (issue 16)
         if p.name.endswith(SHARD_SUFFIXES):
             out.append(str(p))
     return out
@@ -407,11 +414,23 @@ class ReadStats:
     invalid: int = 0
     duplicates: int = 0
     examples: list[tuple[str, int | None, str]] = field(default_factory=list)
+    unusable: int = 0  # problems skipped because they have no usable tests
+    unusable_examples: list[tuple[str, int | None, str]] = field(default_factory=list)
 
     def note_invalid(self, path: str, line: int | None, reason: str) -> None:
         self.invalid += 1
         if len(self.examples) < 5:
             self.examples.append((path, line, reason))
+
+    def note_unusable(self, path: str, line: int | None, reason: str) -> None:
+        self.unusable += 1
+        if len(self.unusable_examples) < 5:
+            self.unusable_examples.append((path, line, reason))
+
+    def unusable_summary(self) -> str:
+        path, line, reason = self.unusable_examples[0]
+        where = f"{path}:{line}" if line is not None else path
+        return f"{self.unusable} problems without usable tests skipped (first: {where}: {reason})"
 
     def summary(self) -> str:
         parts = [f"{self.records} records"]
@@ -421,6 +440,8 @@ class ReadStats:
             first = self.examples[0]
             where = f"{first[0]}:{first[1]}" if first[1] is not None else first[0]
             parts.append(f"{self.invalid} invalid skipped (first: {where}: {first[2]})")
+        if self.unusable:
+            parts.append(self.unusable_summary())
         return ", ".join(parts)
 
 
@@ -433,15 +454,25 @@ def _open_source(src: str) -> tuple[IO[bytes], bool]:
         raise BadInput(f"cannot open: {e.strerror}", path=src) from None
 
 
+def _same(row: dict) -> dict:
+    return row
+
+
 def _iter_source(src: str, kind: str | None, skip_invalid: bool, stats: ReadStats,
-                 normalize: Any, seen: set | None) -> Iterator[dict]:
+                 normalize: Any, seen: set | None, report: bool = False) -> Iterator[dict]:
     name = "<stdin>" if src == "-" else src
     f, close = _open_source(src)
     loads = orjson.loads
-    fast = _FAST[kind] if kind else None
+    # problems are validated by the importers (spo_cli.importers.to_problem), once
+    fast = _FAST[kind] if kind and kind != "problem" else None
     count = dups = lineno = 0
     try:
-        lines = _line_reader(f)
+        # Parquet / Arrow (issue 16): rows instead of lines, each already a dict, numbered as rows.
+        columnar = tables.sniff_file(f)
+        if columnar is not None:
+            lines, loads = tables.iter_rows(src, f, columnar), _same
+        else:
+            lines = _line_reader(f)
         try:
             for line in lines:  # each ends with b"\n", except perhaps the last
                 lineno += 1
@@ -452,8 +483,13 @@ def _iter_source(src: str, kind: str | None, skip_invalid: bool, stats: ReadStat
                     if fast is not None and (type(rec) is not dict or not fast(rec)):
                         validate(rec, kind)  # the slow path: raises with the reason
                 except (orjson.JSONDecodeError, RecordError) as e:
+                    # a row of a columnar file is named in the message: "path: row 7: ..."
+                    at, row = (None, f"row {lineno}: ") if columnar is not None else (lineno, "")
+                    if isinstance(e, Unusable):
+                        stats.note_unusable(name, at, f"{row}{e}")
+                        continue
                     if isinstance(e, RecordError):
-                        reason = f"invalid {kind} record: {e}"
+                        reason = f"{row}invalid {kind} record: {e}"
                     elif line.isspace():
                         continue  # a blank line
                     elif not line.endswith(b"\n"):  # the last line, cut short
@@ -461,8 +497,8 @@ def _iter_source(src: str, kind: str | None, skip_invalid: bool, stats: ReadStat
                     else:
                         reason = _describe_json_error(line, e)
                     if not skip_invalid:
-                        raise BadInput(reason, path=name, line=lineno) from None
-                    stats.note_invalid(name, lineno, reason)
+                        raise BadInput(reason, path=name, line=at) from None
+                    stats.note_invalid(name, at, reason)
                     continue
                 if seen is not None:
                     rid = rec.get("id")
@@ -473,30 +509,39 @@ def _iter_source(src: str, kind: str | None, skip_invalid: bool, stats: ReadStat
                         seen.add(rid)
                 count += 1
                 yield rec
-        except _Damaged as e:
+        except (_Damaged, tables.Damaged) as e:
             # Every complete line of the verified part before the damage has been yielded.
-            if not skip_invalid:
+            if columnar is not None:
+                if not skip_invalid:
+                    raise BadInput(f"{e}; {lineno} rows read before it", path=name) from None
+                stats.note_invalid(name, None, f"{e}; {lineno} rows read before it")
+            elif not skip_invalid:
                 raise BadInput(f"{e}; {lineno} complete lines read before it", path=name,
                                line=lineno + 1) from None
-            stats.note_invalid(name, lineno + 1, str(e))
+            else:
+                stats.note_invalid(name, lineno + 1, str(e))
     finally:
         stats.records += count
         stats.duplicates += dups
         if close:
             f.close()
+        if report and stats.unusable:  # the caller keeps no counts: say it here, once per source
+            from spo_cli.console import info
+
+            info(f"spo: {stats.unusable_summary()}")
 
 
 def read_records(spec: Spec, kind: str | None = None, *, skip_invalid: bool = False,
                  dedup: bool = False, stats: ReadStats | None = None) -> Iterator[dict]:
     """Stream records from a spec (see module docstring).
 
-    kind: None (any JSON object per line), "problem" (also maps CodeContests/TACO/HumanEval/MBPP
-    layouts onto the Problem record), "trajectory" or "value": each record is validated.
+    kind: None (any JSON object per line or row), "problem" (also maps the layouts of public
+    datasets onto the Problem record: spo_cli.importers), "trajectory" or "value": each record is
+    validated.
     dedup: drop trajectories whose id was already seen (keeps a set of ids: memory grows with the
     number of distinct trajectories, ~100 bytes each, not with the file).
     Paths are resolved at once (a missing file raises here); records are read lazily.
     """
-    stats = stats if stats is not None else ReadStats()
     normalize = None
     if kind == "problem":
         from spo_cli.importers import to_problem
@@ -506,7 +551,9 @@ def read_records(spec: Spec, kind: str | None = None, *, skip_invalid: bool = Fa
         normalize = _require_object
     seen: set[str] | None = set() if dedup else None
     sources = expand(spec)  # eager: a missing file is reported before anything is read
-    gens = (_iter_source(src, kind, skip_invalid, stats, normalize, seen) for src in sources)
+    # Without the caller's stats, each source counts on its own and reports its skipped problems.
+    gens = (_iter_source(src, kind, skip_invalid, stats if stats is not None else ReadStats(),
+                         normalize, seen, stats is None) for src in sources)
     return itertools.chain.from_iterable(gens)
 
 

@@ -3,6 +3,10 @@
 Layout of one entry, `<cache>/benchmark-<config>-s<seed>-<key>/`:
     train.jsonl      train problems, CodeContests layout (JSON lines: spo_cli.streams.read_records)
     heldout.jsonl    held-out problems, same layout
+    code_contests/train-00000-of-00001.parquet
+                     the train problems as a Parquet shard in the Hugging Face CodeContests schema,
+                     the form users download real datasets in (written on first use of an entry
+                     built before it existed; not part of the key)
     model/           Hugging Face directory: model (safetensors), tokenizer with chat template
     build.json       what was built from what (key, config, versions, timings); written last
 
@@ -38,6 +42,7 @@ class BenchmarkPaths:
     train_problems: Path
     heldout_problems: Path
     model_dir: Path
+    train_parquet: Path
 
     def as_dict(self) -> dict[str, str]:
         return {k: str(v) for k, v in self.__dict__.items()}
@@ -47,7 +52,8 @@ class BenchmarkPaths:
 
     @classmethod
     def at(cls, root: Path) -> "BenchmarkPaths":
-        return cls(root, root / "train.jsonl", root / "heldout.jsonl", root / "model")
+        return cls(root, root / "train.jsonl", root / "heldout.jsonl", root / "model",
+                   root / "code_contests" / "train-00000-of-00001.parquet")
 
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -91,6 +97,7 @@ def build_into(root: Path, cfg: TinyConfig, on_event=None) -> dict:
     train = list(iter_problems(cfg.seed, "train", cfg.n_train, families=fams))
     write_records(paths.train_problems, train)
     write_records(paths.heldout_problems, iter_problems(cfg.seed, "heldout", cfg.n_heldout, families=fams))
+    write_parquet_shard(paths)
     t_problems = time.perf_counter() - t0
     say("stage", {"stage": "model", "steps": cfg.steps})
     sft = build_model(train, cfg, paths.model_dir, on_step=lambda m: say("step", m))
@@ -108,6 +115,35 @@ def build_into(root: Path, cfg: TinyConfig, on_event=None) -> dict:
     return info
 
 
+def write_parquet_shard(paths: BenchmarkPaths) -> None:
+    """train.jsonl as a CodeContests Parquet shard (exactly the Hugging Face columns; the
+    generator's own `family` and `params` are not among them), written atomically."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from spo_cli.importers.codecontests import arrow_schema
+    from spo_cli.streams import read_records
+
+    out = paths.train_parquet
+    out.parent.mkdir(exist_ok=True)
+    schema = arrow_schema()
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        with pq.ParquetWriter(tmp, schema) as w:
+            rows: list[dict] = []
+            for row in read_records(paths.train_problems):
+                rows.append(row)
+                if len(rows) == 256:
+                    w.write_table(pa.Table.from_pylist(rows, schema=schema))
+                    rows = []
+            if rows:
+                w.write_table(pa.Table.from_pylist(rows, schema=schema))
+        os.replace(tmp, out)
+        fsync_dir(out.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def build_atomic(final: Path, cfg: TinyConfig, *, force: bool = False, on_event=None) -> BenchmarkPaths:
     """Build `final` unless it is already complete (or `force`), via a temp dir and a rename,
     under a lock next to it so concurrent callers build once."""
@@ -119,7 +155,10 @@ def build_atomic(final: Path, cfg: TinyConfig, *, force: bool = False, on_event=
         fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
         try:
             if is_complete(final, cfg) and not force:
-                return BenchmarkPaths.at(final)
+                paths = BenchmarkPaths.at(final)
+                if not paths.train_parquet.is_file():  # an entry built before the shard existed
+                    write_parquet_shard(paths)
+                return paths
             # Under the lock nobody else builds this entry: leftovers of killed builds are stale.
             for old in parent.glob(f".{final.name}.tmp-*"):
                 shutil.rmtree(old, ignore_errors=True)

@@ -12,8 +12,8 @@ from spo_cli.commands._options import DEDUP, READING, WRITING, Options, cli, sig
 
 app = typer.Typer(
     help="Look at, check, convert and combine record files and corpora.\n\n"
-    "Any input may be a file (plain, .gz or .zst, detected by content), a directory of shards, "
-    "a glob, or - for stdin.",
+    "Any input may be a file (JSON lines, plain, .gz or .zst; or Parquet or Arrow: detected by "
+    "content), a directory of shards, a glob, or - for stdin.",
     no_args_is_help=True,
 )
 
@@ -35,8 +35,9 @@ class Inputs:
 @dataclass
 class Cat:
     kind: str | None = field(default=None, metadata=cli("--kind", "-k", parse=_kind))
-    """Validate as problem, trajectory or value. 'problem' also converts CodeContests, TACO,
-    HumanEval and MBPP rows into Problem records."""
+    """Validate as problem, trajectory or value. 'problem' also converts the rows of CodeContests,
+    APPS, TACO, LiveCodeBench, HumanEval, MBPP and EvalPlus (HumanEval+, MBPP+) into Problem
+    records, and skips (and counts) problems without usable tests."""
     min_reward: float | None = None
     """Keep only judged trajectories with reward >= this (e.g. 1 for the correct ones, as the
     paper's offline corpus); unjudged ones are dropped too."""
@@ -113,7 +114,8 @@ def record_filter(min_reward: Optional[float], sources: Optional[List[str]]):
 
 
 def check(**kw) -> None:
-    """Validate records; print counts as JSON on stdout. Exit 2 if any record is invalid."""
+    """Validate records; print counts as JSON on stdout (with `skipped`: problems without usable
+    tests, when there are any). Exit 2 if any record is invalid."""
     from spo_cli.console import err
     from spo_cli.judge.outcome import is_usable
     from spo_cli.streams import ReadStats, read_records
@@ -126,10 +128,12 @@ def check(**kw) -> None:
             judged += 1
             rewards += rec["reward"]
     summary = {"records": stats.records, "invalid": stats.invalid}
+    if stats.unusable:  # problems without usable tests: skipped, not invalid (issue 16)
+        summary["skipped"] = stats.unusable
     if kind == "trajectory":
         summary["judged"] = int(judged)
         summary["mean_reward"] = (rewards / judged) if judged else None
-    for path, line, reason in stats.examples:
+    for path, line, reason in stats.examples + stats.unusable_examples:
         err.print(f"{path}:{line}: {reason}" if line is not None else f"{path}: {reason}", markup=False)
     typer.echo(orjson.dumps(summary).decode())
     if stats.invalid:
