@@ -10,7 +10,7 @@ A build is atomic and locked, so parallel sessions wait for one build instead of
     def test_other(default_benchmark):            # the ~2M-parameter reference model (minutes,
         problems = default_benchmark.heldout_problems   # once; then instant)
 
-Each fixture returns a BenchmarkPaths: `.train_problems`, `.heldout_problems` (JSONL files of
+Each fixture returns a BenchmarkPaths: `.train_problems`, `.validation_problems`, `.heldout_problems` (JSONL files of
 CodeContests rows; read them with spo_cli.streams.read_records(path, kind="problem")),
 `.model_dir` (a Hugging Face directory) and `.root`; `paths["model_dir"]` works too.
 """

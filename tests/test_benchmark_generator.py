@@ -31,6 +31,11 @@ def heldout():
 
 
 @pytest.fixture(scope="module")
+def validation():
+    return list(g.iter_problems(0, "validation", N_HELDOUT))
+
+
+@pytest.fixture(scope="module")
 def judge():
     """judge(problems, [(problem_id, program), ...]) -> the judged trajectories, in order."""
     pool = SandboxPool(2)
@@ -163,19 +168,45 @@ def test_correct_programs_must_pass_by_the_judges_rule():
         g.build_problem(_spec(["print(1 / 0)"], []), r, "t")
 
 
-# The generated data keys the model cache through GENERATOR_VERSION. What counts as a passing
-# output is the judge's rule (spo_cli.judge.compare), so a change there can change the data
-# without touching the generator: this digest of a sample of it catches that.
-PINNED = {1: "9247e37180276b34"}
+# The generated train data keys the model cache through GENERATOR_VERSION; the held-out and
+# validation problems are versioned apart by SPLITS_VERSION (they do not touch the model). What
+# counts as a passing output is the judge's rule (spo_cli.judge.compare), so a change there can
+# change the data without touching the generator: these digests of a sample of it catch that.
+PINNED = {1: "9b260e49207e53a2"}  # the train problems (unchanged since the first generator)
+PINNED_SPLITS = {2: "28b566204ceb0965"}  # held-out + validation
 
 
-def test_generated_data_is_pinned_to_the_generator_version(train, heldout):
+def _digest(rows: list[dict]) -> str:
     h = hashlib.sha256()
-    for row in train + heldout:
+    for row in rows:
         h.update(orjson.dumps(row) + b"\n")
-    assert h.hexdigest()[:16] == PINNED[g.GENERATOR_VERSION], (
-        "the generated problems changed: bump GENERATOR_VERSION (it keys the model cache, so the "
+    return h.hexdigest()[:16]
+
+
+def test_generated_data_is_pinned_to_the_generator_version(train, heldout, validation):
+    assert _digest(train) == PINNED[g.GENERATOR_VERSION], (
+        "the generated train problems changed: bump GENERATOR_VERSION (it keys the model cache, so the "
         "reference model is rebuilt) and pin the new digest here")
+    assert _digest(heldout + validation) == PINNED_SPLITS[g.SPLITS_VERSION], (
+        "the held-out or validation problems changed: bump SPLITS_VERSION (cached builds rewrite their "
+        "problem files) and pin the new digest here")
+
+
+def test_three_splits_share_no_key_and_heldout_keeps_its_names(train, heldout, validation):
+    keys = {name: {(r["family"], tuple(r["params"])) for r in rows}
+            for name, rows in (("train", train), ("heldout", heldout), ("validation", validation))}
+    assert not keys["train"] & keys["heldout"] and not keys["train"] & keys["validation"]
+    assert not keys["heldout"] & keys["validation"]
+    assert all(r["name"].startswith("spo-bench/validation/") for r in validation)
+    assert len({r["description"] for r in validation}) == len(validation) == N_HELDOUT
+    # validation covers most families (it has a third of the held-out keys)
+    assert len({r["family"] for r in validation}) >= len(g.FAMILIES) // 2
+    # The held-out split is the held-out region's stream without the validation keys: names keep
+    # their numbers (the gaps are validation problems), so a held-out name never changes meaning.
+    numbers = [int(r["name"].split("/")[2][:5]) for r in heldout]
+    assert numbers == sorted(numbers) and numbers[-1] >= len(heldout)
+    with pytest.raises(ValueError, match="split must be one of train, validation, heldout"):
+        next(g.iter_problems(0, "test", 1))
 
 
 def test_statement_parameters_change_the_program(train):

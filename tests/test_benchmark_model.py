@@ -135,8 +135,10 @@ def test_micro_build_is_a_loadable_hf_directory_and_is_reused(tmp_path):
     assert "step" in events
     train = list(read_records(paths.train_problems))
     heldout = list(read_records(paths.heldout_problems))
-    assert len(train) == MICRO.n_train and len(heldout) == MICRO.n_heldout
+    validation = list(read_records(paths.validation_problems))
+    assert len(train) == MICRO.n_train and len(heldout) == len(validation) == MICRO.n_heldout
     assert {r["family"] for r in train + heldout} == set(MICRO.families)
+    assert not {r["name"] for r in validation} & {r["name"] for r in heldout + train}
     tok = AutoTokenizer.from_pretrained(paths.model_dir)
     model = AutoModelForCausalLM.from_pretrained(paths.model_dir)
     assert tok.eos_token_id == model.config.eos_token_id and tok.pad_token_id == model.config.pad_token_id
@@ -169,6 +171,33 @@ def test_stale_or_half_built_entries_are_rebuilt(tmp_path, monkeypatch):
     assert not cache.is_complete(root, MICRO)
     cache.ensure_benchmark(MICRO, tmp_path)
     assert cache.is_complete(root, MICRO)
+
+
+def test_an_entry_with_older_splits_gets_new_problem_files_and_keeps_its_model(tmp_path, monkeypatch):
+    """Held-out and validation do not touch the model: an entry built before the validation split
+    existed (SPLITS_VERSION 1: no validation.jsonl, held-out with the validation keys) is completed
+    by rewriting those files, never by a rebuild."""
+    paths = cache.ensure_benchmark(MICRO, tmp_path)
+    weights = (paths.model_dir / "model.safetensors").read_bytes()
+    heldout = paths.heldout_problems.read_text()
+    info = json.loads((paths.root / "build.json").read_text())
+    del info["splits_version"]
+    (paths.root / "build.json").write_text(json.dumps(info))
+    paths.validation_problems.unlink()
+    paths.heldout_problems.write_text("stale\n")
+    assert cache.model_complete(paths.root, MICRO) and not cache.is_complete(paths.root, MICRO)
+
+    def no_rebuild(*a, **k):
+        raise AssertionError("the model was rebuilt")
+
+    monkeypatch.setattr(cache, "build_model", no_rebuild)
+    events = []
+    again = cache.ensure_benchmark(MICRO, tmp_path, on_event=lambda k, d: events.append((k, d)))
+    assert again == paths and cache.is_complete(paths.root, MICRO)
+    assert events == [("stage", {"stage": "splits", "splits_version": cache.SPLITS_VERSION})]
+    assert (paths.model_dir / "model.safetensors").read_bytes() == weights
+    assert paths.heldout_problems.read_text() == heldout and paths.validation_problems.stat().st_size > 0
+    assert json.loads((paths.root / "build.json").read_text())["splits_version"] == cache.SPLITS_VERSION
 
 
 def test_a_failing_build_leaves_nothing_that_looks_complete(tmp_path, monkeypatch):
@@ -287,6 +316,7 @@ def test_cli_build_into_a_directory(tmp_path, monkeypatch):
     res = CliRunner().invoke(_app(), ["benchmark", "build", "--config", "micro", "--out", str(tmp_path / "b")])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["model_dir"] == str(tmp_path / "b" / "model")
+    assert json.loads(res.stdout)["validation_problems"] == str(tmp_path / "b" / "validation.jsonl")
     assert cache.is_complete(tmp_path / "b", MICRO)
 
 

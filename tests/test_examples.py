@@ -102,3 +102,59 @@ def test_spo_vs_ppo_experiment_runs_and_resumes(toy_benchmark, tmp_path):
     _run(["bash", str(ROOT / "examples/spo_vs_ppo.sh")], tmp_path, env)
     assert (out / "eval-ppo-s0.json").stat().st_mtime == mtime
     assert json.loads((out / "summary.json").read_text()) == summary
+
+
+def test_study_makefile_smoke_runs_resumes_and_rebuilds_results(toy_benchmark, tmp_path):
+    """examples/Makefile end to end on the toy benchmark (SMOKE=1): data, the validation grid, the
+    choices, main runs, an ablation, held-out evaluations, stored files and tables; a second make
+    finds everything done; an interrupted run and a lost evaluation are redone alone; and `make
+    results` rebuilds the tables from the stored files without the working files."""
+    out = tmp_path / "s"
+    env = {"OUT": str(out), "RESULTS": str(out / "results"), "PY": sys.executable}
+    make = ["make", "-C", str(ROOT / "examples"), "SMOKE=1", "-j2"]
+    _run(make + ["study"], tmp_path, env, timeout=1800)
+    res = out / "results"
+    choices = json.loads((res / "choices.json").read_text())
+    assert set(choices) == {"grpo", "spo-half"}
+    assert choices["spo-half"]["variant"] in ("spo-half", "spo-half-all") and choices["grpo"]["step"] in (1, 2)
+    # settings were chosen before any held-out problem was scored
+    heldout = sorted((out / "eval").glob("heldout-*.json"))
+    assert heldout and all(f.stat().st_mtime >= (out / "choices.json").stat().st_mtime
+                           for f in heldout if "reference" not in f.name)
+    summary = json.loads((res / "summary.json").read_text())
+    assert {"reference", "grpo", "spo-half"} <= set(summary["main"])
+    assert summary["main"]["spo-half"]["runs"] == 2 and "delta_ref" in summary["main"]["grpo"]["pass@10"]
+    assert set(summary["ablations"]) == {"pts"} and summary["claims"]
+    assert [p[0] for p in summary["curves"]["spo-half"]["pass@10"]] == [1, 2]
+    for name in ("g-grpo-lr1e-3", "m-spo-half-s1", "a-pts-s0"):
+        assert (res / "runs" / name / "config.json").exists()
+        assert [r["step"] for r in read_records(res / "runs" / name / "metrics.jsonl.zst")] == [1, 2]
+    md = (res / "summary.md").read_text()
+    assert "| SPO half-online" in md and "claims" in md and (res / "summary.png").stat().st_size > 0
+
+    # Nothing left to do.
+    q = subprocess.run(make + ["-q", "stored"], env={**_env(tmp_path), **env}, capture_output=True, text=True)
+    assert q.returncode == 0, q.stdout + q.stderr
+    # An interrupted run (its last checkpoint and done marker gone) and a lost evaluation: only
+    # those are redone, the run from its checkpoint.
+    run = out / "runs" / "m-grpo-s1"
+    (out / "runs" / "m-grpo-s1.done").unlink()
+    import shutil
+
+    shutil.rmtree(run / "checkpoints" / "step-000002")
+    (run / "checkpoints" / "latest").unlink()
+    (run / "checkpoints" / "latest").symlink_to("step-000001")
+    (out / "eval" / "validation-reference.json").unlink()
+    before = {f: f.stat().st_mtime for f in (out / "eval").glob("*.json")}
+    _run(make + ["stored"], tmp_path, env, timeout=1800)
+    after = {f: f.stat().st_mtime for f in (out / "eval").glob("*.json")}
+    redone = {f.name for f in after if before.get(f) != after[f]}
+    assert redone == {"validation-reference.json", "heldout-grpo-s1.json"}
+    assert "resuming" in (out / "logs" / "m-grpo-s1.log").read_text()
+
+    # The tables come from the stored files alone.
+    shutil.rmtree(out / "runs")
+    shutil.rmtree(out / "eval")
+    _run(make + ["results"], tmp_path, env)
+    again = json.loads((res / "summary.json").read_text())
+    assert again["main"] == summary["main"] and again["claims"] == summary["claims"]

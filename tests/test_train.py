@@ -218,8 +218,8 @@ def test_algorithm_is_chosen_once_from_the_table_and_checked_before_loading(worl
     from spo_cli.train.setup import configure
 
     assert ALGORITHMS["spo"].step is spo_step and ALGORITHMS["ppo"].step is ppo_step
-    with pytest.raises(BadInput, match=r"--algo must be one of spo, ppo, got 'grpo'"):
-        run(cfg(world, tmp_path / "a", algo="grpo"), quiet_stdout=True)
+    with pytest.raises(BadInput, match=r"--algo must be one of spo, ppo, grpo, rft, got 'a2c'"):
+        run(cfg(world, tmp_path / "a", algo="a2c"), quiet_stdout=True)
     assert not (tmp_path / "a").exists()  # refused before anything was loaded or written
     with pytest.raises(BadInput, match="PPO learns from on-policy rollouts only"):
         configure(cfg(world, tmp_path / "b", algo="ppo"))  # offline_ratio 1

@@ -2,7 +2,8 @@
 
 Layout of one entry, `<cache>/benchmark-<config>-s<seed>-<key>/`:
     train.jsonl      train problems, CodeContests layout (JSON lines: spo_cli.streams.read_records)
-    heldout.jsonl    held-out problems, same layout
+    validation.jsonl validation problems (for choosing settings), same layout
+    heldout.jsonl    held-out problems (scored once, at the end), same layout
     code_contests/train-00000-of-00001.parquet
                      the train problems as a Parquet shard in the Hugging Face CodeContests schema,
                      the form users download real datasets in (written on first use of an entry
@@ -11,7 +12,9 @@ Layout of one entry, `<cache>/benchmark-<config>-s<seed>-<key>/`:
     build.json       what was built from what (key, config, versions, timings); written last
 
 `<key>` hashes the generator version, the trainer version and the whole config, so a change to any
-of them builds a new entry instead of reusing a stale one. An entry is built in a temporary
+of them builds a new entry instead of reusing a stale one. The held-out and validation files are
+versioned apart (SPLITS_VERSION, recorded in build.json): they do not touch the model, so an entry
+whose splits are older is completed by rewriting those two files, in a second, not rebuilt. An entry is built in a temporary
 directory next to it and renamed into place, so a killed build never leaves a half model that
 looks complete; a file lock makes concurrent callers (parallel test sessions) wait for one build
 instead of racing.
@@ -31,7 +34,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from spo_cli.benchmark.generator import GENERATOR_VERSION, iter_problems
+from spo_cli.benchmark.generator import GENERATOR_VERSION, SPLITS_VERSION, iter_problems
 from spo_cli.benchmark.tinymodel import TRAINER_VERSION, TinyConfig, build_model, get_config
 from spo_cli.streams import fsync_dir, write_records
 
@@ -42,6 +45,7 @@ class BenchmarkPaths:
     train_problems: Path
     heldout_problems: Path
     model_dir: Path
+    validation_problems: Path
     train_parquet: Path
 
     def as_dict(self) -> dict[str, str]:
@@ -52,7 +56,7 @@ class BenchmarkPaths:
 
     @classmethod
     def at(cls, root: Path) -> "BenchmarkPaths":
-        return cls(root, root / "train.jsonl", root / "heldout.jsonl", root / "model",
+        return cls(root, root / "train.jsonl", root / "heldout.jsonl", root / "model", root / "validation.jsonl",
                    root / "code_contests" / "train-00000-of-00001.parquet")
 
 
@@ -74,16 +78,46 @@ def entry_name(cfg: TinyConfig) -> str:
     return f"benchmark-{cfg.name}-s{cfg.seed}-{cache_key(cfg)}"
 
 
-def is_complete(root: Path, cfg: TinyConfig | None = None) -> bool:
-    """An entry is complete when build.json exists (written last) and names the expected key."""
+def _read_build(root: Path) -> dict | None:
     try:
-        info = json.loads((root / "build.json").read_text())
+        return json.loads((root / "build.json").read_text())
     except (OSError, ValueError):
-        return False
-    if cfg is not None and info.get("key") != cache_key(cfg):
+        return None
+
+
+def model_complete(root: Path, cfg: TinyConfig | None = None) -> bool:
+    """The entry's model and train problems are built (build.json, written last, names the key)."""
+    info = _read_build(root)
+    if info is None or (cfg is not None and info.get("key") != cache_key(cfg)):
         return False
     p = BenchmarkPaths.at(root)
     return p.train_problems.is_file() and p.heldout_problems.is_file() and (p.model_dir / "config.json").is_file()
+
+
+def is_complete(root: Path, cfg: TinyConfig | None = None) -> bool:
+    """Complete: the model is built and the held-out and validation files are of this SPLITS_VERSION."""
+    return model_complete(root, cfg) and (_read_build(root) or {}).get("splits_version") == SPLITS_VERSION \
+        and BenchmarkPaths.at(root).validation_problems.is_file()
+
+
+def write_splits(root: Path, cfg: TinyConfig) -> None:
+    """(Re)write the held-out and validation problems of `cfg` in `root` (each file atomically)."""
+    fams = list(cfg.families) if cfg.families else None
+    paths = BenchmarkPaths.at(root)
+    write_records(paths.heldout_problems, iter_problems(cfg.seed, "heldout", cfg.n_heldout, families=fams))
+    write_records(paths.validation_problems, iter_problems(cfg.seed, "validation", cfg.n_heldout, families=fams))
+
+
+def refresh_splits(root: Path, cfg: TinyConfig) -> None:
+    """Bring an entry built with older held-out/validation splits up to SPLITS_VERSION, keeping its
+    model (train problems and model do not depend on them); build.json is updated last."""
+    write_splits(root, cfg)
+    info = _read_build(root) or {}
+    info.update(splits_version=SPLITS_VERSION, splits_written=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    tmp = root / f".build.json.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(info, indent=2))
+    os.replace(tmp, root / "build.json")
+    fsync_dir(root)
 
 
 def build_into(root: Path, cfg: TinyConfig, on_event=None) -> dict:
@@ -96,7 +130,7 @@ def build_into(root: Path, cfg: TinyConfig, on_event=None) -> dict:
     fams = list(cfg.families) if cfg.families else None
     train = list(iter_problems(cfg.seed, "train", cfg.n_train, families=fams))
     write_records(paths.train_problems, train)
-    write_records(paths.heldout_problems, iter_problems(cfg.seed, "heldout", cfg.n_heldout, families=fams))
+    write_splits(root, cfg)
     write_parquet_shard(paths)
     t_problems = time.perf_counter() - t0
     say("stage", {"stage": "model", "steps": cfg.steps})
@@ -104,6 +138,7 @@ def build_into(root: Path, cfg: TinyConfig, on_event=None) -> dict:
     info = {
         "key": cache_key(cfg),
         "generator_version": GENERATOR_VERSION,
+        "splits_version": SPLITS_VERSION,
         "trainer_version": TRAINER_VERSION,
         "config": cfg.key(),
         "problems_s": round(t_problems, 2),
@@ -157,6 +192,14 @@ def build_atomic(final: Path, cfg: TinyConfig, *, force: bool = False, on_event=
             if is_complete(final, cfg) and not force:
                 paths = BenchmarkPaths.at(final)
                 if not paths.train_parquet.is_file():  # an entry built before the shard existed
+                    write_parquet_shard(paths)
+                return paths
+            if model_complete(final, cfg) and not force:  # only the held-out/validation files are old
+                say = on_event or (lambda kind, data: None)
+                say("stage", {"stage": "splits", "splits_version": SPLITS_VERSION})
+                refresh_splits(final, cfg)
+                paths = BenchmarkPaths.at(final)
+                if not paths.train_parquet.is_file():
                     write_parquet_shard(paths)
                 return paths
             # Under the lock nobody else builds this entry: leftovers of killed builds are stale.

@@ -16,9 +16,18 @@ n = 0) is dropped, never listed as incorrect. "Pass" is the judge's own output c
 listed incorrect solution one it rejects; the programs run in this process (execute.py says why).
 
 Splits: a problem's *key* is (family, parameters); the statement is a function of the key plus the
-example. A key belongs to the held-out split when a hash of (seed, key) falls under
-HELDOUT_FRACTION, so train and held-out never share a key, hence never a statement, and names carry
-the split. Everything is deterministic from the seed (string-seeded random.Random).
+example, and problems of one key share their correct programs. A key belongs to the held-out
+region when a hash of (seed, key) falls under HELDOUT_FRACTION; a second, independent hash puts
+VALIDATION_FRACTION of those keys in the validation split, the rest in the held-out split. So the
+train, validation and held-out splits never share a key, hence never a statement or a program,
+and names carry the split. Settings are chosen on validation; held-out is scored once.
+
+The validation split was carved out of the held-out keys (SPLITS_VERSION 2) so that the train
+problems, hence the SFT data and the cached reference model, stay exactly as before. The held-out
+split is the old held-out stream with the validation keys left out: its problems keep their old
+names (numbered in that stream, so the numbers have gaps), and a name never changes meaning.
+Validation problems come from a stream of their own. Everything is deterministic from the seed
+(string-seeded random.Random).
 
 Output never depends on letter case or on whitespace layout, because CodeContests comparison
 ignores both: a wrong program must not pass for those reasons.
@@ -38,7 +47,12 @@ from spo_cli.benchmark.execute import OK, output_passes, passes, run_trusted
 # Bump when problems change for the same seed (it keys the model cache), also when a change of the
 # judge's comparison changes which programs pass (tests/test_benchmark_generator.py pins a digest).
 GENERATOR_VERSION = 1
-HELDOUT_FRACTION = 0.15
+# Bump when the held-out or validation problems change but the train problems do not (a cached
+# build then rewrites its problem files and keeps its model: spo_cli/benchmark/cache.py).
+SPLITS_VERSION = 2
+SPLITS = ("train", "validation", "heldout")
+HELDOUT_FRACTION = 0.15  # of all keys: the held-out region (validation + held-out)
+VALIDATION_FRACTION = 1 / 3  # of the held-out region's keys: validation
 TIME_LIMIT_S = 2
 MEMORY_LIMIT_BYTES = 256 << 20
 N_GENERATED = 10  # random hidden tests per problem (plus the family's edge cases)
@@ -1889,42 +1903,61 @@ def build_problem(spec: Spec, r: random.Random, name: str) -> dict:
     }
 
 
+def _unit_hash(text: str) -> float:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") / 2**64
+
+
 def is_heldout_key(seed: int, family: str, key: tuple) -> bool:
-    """Which split a (family, parameters) key belongs to: a stable hash under HELDOUT_FRACTION."""
-    h = hashlib.sha256(f"{seed}|{family}|{key!r}".encode()).digest()
-    return int.from_bytes(h[:8], "big") / 2**64 < HELDOUT_FRACTION
+    """Whether a (family, parameters) key is in the held-out region (validation or held-out split):
+    a stable hash under HELDOUT_FRACTION. Train is everything else."""
+    return _unit_hash(f"{seed}|{family}|{key!r}") < HELDOUT_FRACTION
+
+
+def split_of_key(seed: int, family: str, key: tuple) -> str:
+    """"train", "validation" or "heldout": the one split a (family, parameters) key belongs to."""
+    if not is_heldout_key(seed, family, key):
+        return "train"
+    return "validation" if _unit_hash(f"{seed}|{family}|{key!r}|validation") < VALIDATION_FRACTION else "heldout"
 
 
 def iter_problems(
     seed: int = 0, split: str = "train", n: int = 100, families: list[str] | None = None
 ) -> Iterator[dict]:
-    """Yield `n` problems of one split ("train" or "heldout"), cycling through the families.
+    """Yield `n` problems of one split ("train", "validation" or "heldout"), cycling through the families.
 
     Deterministic in (seed, split, n, families), and the first k problems do not depend on n.
     """
-    if split not in ("train", "heldout"):
-        raise ValueError(f"split must be 'train' or 'heldout', not {split!r}")
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {', '.join(SPLITS)}, not {split!r}")
     names = list(families or FAMILIES)
     unknown = [f for f in names if f not in FAMILIES]
     if unknown:
         raise ValueError(f"unknown families: {', '.join(unknown)} (known: {', '.join(FAMILIES)})")
-    want_heldout = split == "heldout"
+    # The held-out split walks the held-out region's stream as before validation existed (so its
+    # problems and names are unchanged) and leaves out the validation keys; validation has its own.
+    region = split != "train"
     r = random.Random(f"spo-bench/{GENERATOR_VERSION}/{seed}/{split}")
     seen_statements: set[str] = set()
-    made = 0
+    made = yielded = 0
     i = 0
-    while made < n:
+    while yielded < n:
         fam = names[i % len(names)]
         i += 1
         for _ in range(200):
             spec = FAMILIES[fam](r)
-            if is_heldout_key(seed, fam, spec.key) == want_heldout:
+            if is_heldout_key(seed, fam, spec.key) == region and (
+                    split != "validation" or split_of_key(seed, fam, spec.key) == "validation"):
                 break
         else:
+            if split == "validation" and i > 20 * len(names) and not yielded:
+                raise ValueError(f"no validation keys in families {', '.join(names)} under seed {seed}")
             continue  # this family has no key for this split under this seed; try the next one
         row = build_problem(spec, r, f"spo-bench/{split}/{made:05d}-{fam.replace('_', '-')}")
         if row["description"] in seen_statements:
             continue
         seen_statements.add(row["description"])
         made += 1
+        if split == "heldout" and split_of_key(seed, fam, spec.key) == "validation":
+            continue  # the validation split's key: left out, its number stays unused
+        yielded += 1
         yield row

@@ -14,7 +14,7 @@ app = typer.Typer(
     "\b\n"
     "spo benchmark build                 # build once (cached), print the paths as JSON\n"
     "spo benchmark build --config toy    # the toy model, for quick tests\n"
-    "spo benchmark problems --split heldout > heldout.jsonl",
+    "spo benchmark problems --split validation > validation.jsonl",
     no_args_is_help=True,
 )
 
@@ -46,7 +46,8 @@ def build(
     ),
     force: bool = typer.Option(False, "--force", help="Rebuild even if a complete build exists."),
 ) -> None:
-    """Build (or reuse) the problems and the reference model; print their paths as JSON on stdout.
+    """Build (or reuse) the problems and the reference model; print their paths as JSON on stdout
+    (model_dir, train_problems, validation_problems, heldout_problems, root).
 
     The build is cached under a key of generator version + seed + config, written to a temporary
     directory and renamed into place, so a killed build never looks complete. Progress goes to stderr.
@@ -81,7 +82,7 @@ def build(
 
 @app.command("problems")
 def problems(
-    split: str = typer.Option("train", "--split", "-s", help="train or heldout."),
+    split: str = typer.Option("train", "--split", "-s", help="train, validation (for choosing settings) or heldout (scored once, at the end)."),
     n: Optional[int] = typer.Option(None, "--n", "-n", help="How many problems (default: the config's split size)."),
     config: str = ConfigOpt,
     seed: Optional[int] = SeedOpt,
@@ -105,8 +106,8 @@ def problems(
     from spo_cli.benchmark.generator import iter_problems
     from spo_cli.streams import open_writer
 
-    if split not in ("train", "heldout"):
-        raise typer.BadParameter("choose train or heldout", param_hint="--split")
+    if split not in ("train", "validation", "heldout"):
+        raise typer.BadParameter("choose train, validation or heldout", param_hint="--split")
     cfg = _config(config, seed)
     count = n if n is not None else (cfg.n_train if split == "train" else cfg.n_heldout)
     if count < 0:

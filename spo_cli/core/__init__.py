@@ -4,6 +4,7 @@
   log-probabilities, sigmoid + BCE), objectives (terminal, nonterminal, advantage, mc), their
   tables and the spec parser (`parse_objective("terminal:ce*0.5+mc:ce", beta=0.1)`).
 - ppo.py: the PPO baseline (KL-regularised reward, GAE, clipped losses, importance weights).
+- grpo.py: the GRPO and RFT baselines (group-relative advantages, k3 KL, the NLL of kept responses).
 - estimators.py: the soft value of a prompt and pass@k, with standard errors (numpy, float64).
 - toy.py: enumerable token trees with exact Q*, V*, pi*, for checking all of the above.
 
@@ -19,6 +20,7 @@ from spo_cli.core.estimators import (
     soft_value_binary_stderr,
     soft_value_stderr,
 )
+from spo_cli.core.grpo import group_advantages, group_ids, k3_kl, nll_sum
 from spo_cli.core.ppo import (
     PolicyLoss,
     gae,
@@ -57,7 +59,7 @@ from spo_cli.core.spo import (
 __all__ = [
     "ALLOWED_LOSSES", "LOSSES", "OBJECTIVES", "Estimate", "Objective", "PolicyLoss", "SPOBatch",
     "SourceObjective", "Term", "advantage_estimates", "advantage_objective", "ce_logprob_loss",
-    "cumulative_q", "gae", "importance_weights", "kl_penalized_rewards", "last_token_mask",
+    "cumulative_q", "gae", "group_advantages", "group_ids", "importance_weights", "k3_kl", "nll_sum", "kl_penalized_rewards", "last_token_mask",
     "masked_whiten", "mc_objective", "mc_tensors", "mc_value_target", "nonterminal_objective",
     "parse_objective", "pass_at_k", "pass_at_k_mean", "ppo_policy_loss", "ppo_value_loss",
     "prefix_q", "reverse_q_targets", "sigmoid_bce_loss", "soft_value", "soft_value_binary",

@@ -4,6 +4,11 @@
                         V_hat(x0) from --values; learns from any trajectory, online or offline
     ALGORITHMS["ppo"]   the PPO baseline (spo_cli/core/ppo.py): a value model, GAE on the
                         KL-penalised reward, clipped ratios; fresh online rollouts only
+    ALGORITHMS["grpo"]  the GRPO baseline (spo_cli/core/grpo.py, docs/math.md §12): advantages
+                        relative to the other samples of the same prompt, no value model; fresh
+                        online rollouts only; TRL's GRPOTrainer defaults
+    ALGORITHMS["rft"]   rejection-sampling fine-tuning (docs/math.md §13): supervised learning on
+                        the correct trajectories of the step (corpus and/or the policy's own)
 
 The algorithm is chosen once, when the run is configured (spo_cli/train/setup.py); set-up gives it
 what its entry asks for, and the loop calls its `step` on each batch of Examples. Another algorithm
@@ -12,6 +17,8 @@ is one more entry: a step function and what it needs.
 A step computes the loss on the step's examples in --grad-accum micro-batches, backpropagates it
 (gradients averaged over the micro-batches) and returns its metrics; the loop then clips the
 gradients and steps the optimiser. Metrics of micro-batches are averaged; `tokens` is a sum.
+With --clip-per-sequence (spo, rft) every sequence is its own micro-batch and its gradient is
+clipped to --max-grad-norm before the average (docs/math.md §14); the loop's clip then never acts.
 
 Where PPO departs from the paper, or chooses where it is silent: on-policy rollouts every step
 (interval 1), the behaviour log-probs the sampler recorded serve as pi_old, advantages are whitened
@@ -52,6 +59,10 @@ class Algorithm:
     """Trains a value model beside the policy (saved with each checkpoint)."""
     on_policy: bool = False
     """Learns from fresh online rollouts only: no offline data, behaviour refreshed every step."""
+    per_sequence_loss: bool = False
+    """The loss is a weighted sum of per-sequence losses, so --clip-per-sequence applies."""
+    check: Callable[[TrainConfig], None] | None = None
+    """Raises BadInput for a config this algorithm cannot run (before anything is loaded)."""
 
 
 def _masked_mean(x: torch.Tensor, mask: torch.Tensor) -> float:
@@ -71,6 +82,58 @@ def _finite(loss: torch.Tensor, run: "Run") -> torch.Tensor:
     return loss
 
 
+def _micro_batches(run: "Run", examples: list[Example]) -> list[list[Example]]:
+    """The step's examples in --grad-accum micro-batches, or one per sequence with --clip-per-sequence."""
+    if run.cfg.clip_per_sequence:
+        return [[e] for e in examples]
+    size = -(-len(examples) // run.cfg.grad_accum)
+    return [examples[i:i + size] for i in range(0, len(examples), size)]
+
+
+PartLoss = Callable[[list[Example]], tuple[torch.Tensor, float, dict]]
+
+
+def _backward(run: "Run", parts: list[list[Example]], part_loss: PartLoss) -> dict:
+    """Backpropagate sum over parts of weight * loss, where part_loss(part) -> (loss, weight, metrics)
+    and the weights sum to 1; the metrics are averaged with the same weights.
+
+    With --clip-per-sequence (each part one sequence) the gradient of each part's loss is clipped
+    to --max-grad-norm before it is weighted: g = sum_i w_i clip(grad loss_i), docs/math.md §14.
+    """
+    cfg = run.cfg
+    sums: dict[str, float] = {}
+    clip = cfg.max_grad_norm if cfg.clip_per_sequence else 0.0
+    if clip > 0 and torch.distributed.is_available() and torch.distributed.is_initialized() \
+            and torch.distributed.get_world_size() > 1:
+        raise BadInput("--clip-per-sequence runs in one learner process only (its gradients bypass DDP's sync)")
+    params = [p for p in run.policy.parameters() if p.requires_grad] if clip > 0 else []
+    acc: list[torch.Tensor | None] = [None] * len(params)
+    norms: list[float] = []
+    for part in parts:
+        loss, weight, metrics = part_loss(part)
+        loss = _finite(loss, run)
+        if clip > 0:
+            grads = torch.autograd.grad(loss, params, allow_unused=True)
+            norm = float(torch.linalg.vector_norm(
+                torch.stack([torch.linalg.vector_norm(g) for g in grads if g is not None]))) \
+                if any(g is not None for g in grads) else 0.0
+            norms.append(norm)
+            f = weight * min(1.0, clip / (norm + 1e-6))
+            for i, g in enumerate(grads):
+                if g is not None:
+                    acc[i] = g * f if acc[i] is None else acc[i].add_(g, alpha=f)
+        else:
+            (loss * weight).backward()
+        _add(sums, metrics, weight)
+    for p, a in zip(params, acc):
+        if a is not None:
+            p.grad = a if p.grad is None else p.grad + a
+    if norms:
+        sums.update({"seq_grad_norm_max": max(norms), "seq_grad_norm_mean": sum(norms) / len(norms),
+                     "seq_clipped": sum(n > clip for n in norms) / len(norms)})
+    return sums
+
+
 # ---------------------------------------------------------------------- SPO
 def build_objective(cfg: TrainConfig):
     """--loss -> the SPO objective: one spec for every source, or per source (`*=` the rest)."""
@@ -87,15 +150,12 @@ def build_objective(cfg: TrainConfig):
 
 def spo_step(run: "Run", examples: list[Example]) -> dict:
     """SPO: the run's objective on each micro-batch (docs/math.md), with the reference log-probs from
-    the trajectories' cache or the reference model."""
+    the trajectories' cache or the reference model. The batch loss is the mean over sequences."""
     from spo_cli.core.spo import SPOBatch, mc_tensors, terminal_q
 
     cfg = run.cfg
-    micro = len(examples) // cfg.grad_accum
-    sums: dict[str, float] = {}
-    n_tok = 0
-    for m in range(cfg.grad_accum):
-        part = examples[m * micro:(m + 1) * micro]
+
+    def part_loss(part: list[Example]) -> tuple[torch.Tensor, float, dict]:
         batch = collate(part, run.tokenizer.pad_token_id, run.device)
         ref = run.ref_logp(batch)  # (B, L-1)
         with run.autocast():
@@ -106,21 +166,22 @@ def spo_step(run: "Run", examples: list[Example]) -> dict:
         sb = SPOBatch(logp=logp, ref_logp=ref, mask=batch.mask, reward=batch.reward, v_hat=batch.v_hat,
                       mc_index=mc[0] if mc else None, mc_p=mc[1] if mc else None,
                       mc_valid=mc[2] if mc else None, source=[e.source for e in part])
-        loss = _finite(run.objective(sb), run)
-        (loss / cfg.grad_accum).backward()
+        loss = run.objective(sb)
         with torch.no_grad():
             mask = batch.mask
             q_t = terminal_q(logp.detach(), ref, mask, batch.v_hat, cfg.beta)  # (B,)
             diff = torch.where(mask, logp.detach() - ref, 0.0)
-            _add(sums, {
+            metrics = {
                 "loss": loss.item(),
                 "kl_ref": diff.sum(-1).mean().item(),
                 "entropy": _masked_mean(ent, mask),
                 "q_terminal_err": (q_t - (batch.reward - 1.0)).abs().mean().item(),
                 "q_terminal": q_t.mean().item(),
-            }, 1.0 / cfg.grad_accum)
-        n_tok += batch.n_tokens
-    sums["tokens"] = n_tok
+            }
+        return loss, len(part) / len(examples), metrics
+
+    sums = _backward(run, _micro_batches(run, examples), part_loss)
+    sums["tokens"] = sum(len(e.response_ids) for e in examples)
     return sums
 
 
@@ -215,10 +276,104 @@ def ppo_step(run: "Run", examples: list[Example]) -> dict:
     return sums
 
 
+# ---------------------------------------------------------------------- GRPO
+def check_grpo(cfg: TrainConfig) -> None:
+    from spo_cli.core.grpo import SCALES
+
+    if cfg.grpo_scale not in SCALES:
+        raise BadInput(f"--grpo-scale must be one of {', '.join(SCALES)}, got {cfg.grpo_scale!r}")
+    if cfg.online_n < 2:
+        raise BadInput("GRPO compares the samples of a prompt with each other: --online-n must be >= 2")
+    if cfg.ppo_epochs != 1:
+        raise BadInput("GRPO makes one pass over each batch (TRL's num_iterations 1): leave --ppo-epochs at 1")
+    if cfg.grpo_kl < 0:
+        raise BadInput(f"--grpo-kl must be >= 0, got {cfg.grpo_kl}")
+
+
+def grpo_step(run: "Run", examples: list[Example]) -> dict:
+    """GRPO (docs/math.md §12): each rollout's advantage is its reward relative to the other samples
+    of its prompt in this step; PPO's clipped surrogate on it at every token (pi_old: the behaviour
+    log-probs the sampler recorded), plus --grpo-kl times the k3 KL to the reference; token-level
+    mean over the step's batch (TRL's default loss_type "dapo")."""
+    from spo_cli.core.grpo import group_advantages, group_ids, k3_kl, zero_std_groups
+    from spo_cli.core.ppo import ppo_policy_loss
+
+    cfg = run.cfg
+    batch = collate(examples, run.tokenizer.pad_token_id, run.device)
+    if batch.behaviour_logp is None:
+        raise SpoError("GRPO needs behaviour log-probs on every rollout")
+    ref = run.ref_logp(batch)  # (B, L-1)
+    groups = group_ids([e.problem_id for e in examples])  # (B,)
+    adv = group_advantages(batch.reward, groups, cfg.grpo_scale).to(run.device)  # (B,)
+    adv_t = adv.unsqueeze(-1).expand_as(batch.mask)  # (B, L-1): the sequence's advantage at every token
+    n_tok = max(1, batch.n_tokens)
+    index = {id(e): i for i, e in enumerate(examples)}
+
+    def part_loss(part: list[Example]) -> tuple[torch.Tensor, float, dict]:
+        rows = torch.tensor([index[id(e)] for e in part], device=run.device)
+        sub = collate(part, run.tokenizer.pad_token_id, run.device)
+        width = sub.mask.shape[1]
+        with run.autocast():
+            logp, ent = token_logprobs(run.policy, sub, with_entropy=True)
+        pl = ppo_policy_loss(logp, batch.behaviour_logp[rows, :width], adv_t[rows, :width], sub.mask, cfg.clip)
+        per_token = pl.per_token
+        kl = k3_kl(logp, ref[rows, :width], sub.mask)
+        if cfg.grpo_kl > 0:
+            per_token = per_token + cfg.grpo_kl * kl
+        part_tok = max(1, sub.n_tokens)
+        loss = per_token.sum() / part_tok  # weighted by part_tok / n_tok: the token mean of the step
+        with torch.no_grad():
+            diff = torch.where(sub.mask, logp.detach() - ref[rows, :width], 0.0)
+            metrics = {"loss": loss.item(), "clip_frac": pl.clip_frac.item(), "approx_kl": pl.approx_kl.item(),
+                       "kl_ref": diff.sum(-1).mean().item(), "kl_k3": float(kl.sum() / part_tok),
+                       "entropy": _masked_mean(ent, sub.mask)}
+        return loss, sub.n_tokens / n_tok, metrics
+
+    sums = _backward(run, _micro_batches(run, examples), part_loss)
+    sums["tokens"] = batch.n_tokens
+    sums["advantage_abs"] = float(adv.abs().mean())
+    sums["zero_std_groups"] = zero_std_groups(batch.reward, groups)
+    sums["groups"] = int(groups.max()) + 1 if groups.numel() else 0
+    return sums
+
+
+# ---------------------------------------------------------------------- RFT
+def rft_step(run: "Run", examples: list[Example]) -> dict:
+    """Rejection-sampling fine-tuning (docs/math.md §13): the negative log-likelihood of the correct
+    trajectories of the step (reward 1: the corpus's and the policy's own), token mean; the other
+    trajectories are rejected (they weigh nothing). No reference model in the loss (kl_ref is a metric)."""
+    from spo_cli.core.grpo import nll_sum
+    from spo_cli.judge.outcome import is_success
+
+    kept = [e for e in examples if is_success(e.reward)]
+    metrics = {"rft_kept": len(kept) / len(examples), "tokens": sum(len(e.response_ids) for e in kept)}
+    if not kept:
+        return {**metrics, "loss": 0.0}  # nothing to learn from: the optimiser step changes nothing
+    n_tok = max(1, metrics["tokens"])
+
+    def part_loss(part: list[Example]) -> tuple[torch.Tensor, float, dict]:
+        batch = collate(part, run.tokenizer.pad_token_id, run.device)
+        with run.autocast():
+            logp, ent = token_logprobs(run.policy, batch, with_entropy=True)
+        part_tok = max(1, batch.n_tokens)
+        loss = nll_sum(logp, batch.mask).sum() / part_tok
+        with torch.no_grad():
+            ref = run.ref_logp(batch)
+            diff = torch.where(batch.mask, logp.detach() - ref, 0.0)
+            m = {"loss": loss.item(), "kl_ref": diff.sum(-1).mean().item(), "entropy": _masked_mean(ent, batch.mask)}
+        return loss, batch.n_tokens / n_tok, m
+
+    size = -(-len(kept) // run.cfg.grad_accum)
+    parts = [[e] for e in kept] if run.cfg.clip_per_sequence else [kept[i:i + size] for i in range(0, len(kept), size)]
+    return {**_backward(run, parts, part_loss), **metrics}
+
+
 # ---------------------------------------------------------------------- the table
 ALGORITHMS: dict[str, Algorithm] = {
-    "spo": Algorithm("spo", spo_step, uses_values=True, objective=build_objective),
+    "spo": Algorithm("spo", spo_step, uses_values=True, objective=build_objective, per_sequence_loss=True),
     "ppo": Algorithm("ppo", ppo_step, value_model=True, on_policy=True),
+    "grpo": Algorithm("grpo", grpo_step, on_policy=True, check=check_grpo),
+    "rft": Algorithm("rft", rft_step, per_sequence_loss=True),
 }
 
 

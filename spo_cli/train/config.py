@@ -40,7 +40,10 @@ class TrainConfig:
     """Fraction of each batch drawn from the offline corpus (0.5 = the paper's half-online).
     Default: 1 with only offline data, 0 with only problems, 0.5 with both."""
     algo: str = "spo"
-    """spo or ppo (the baseline: value model, GAE, KL-regularised reward, clipped ratios)."""
+    """spo, or a baseline: ppo (value model, GAE, KL-regularised reward, clipped ratios), grpo
+    (group-relative advantages over the --online-n samples of a prompt, no value model) or rft
+    (rejection-sampling fine-tuning: SFT on the correct trajectories of the corpus and, with
+    --offline-ratio below 1, on the policy's own correct samples)."""
     loss: list[str] = field(default_factory=lambda: ["terminal:ce"])
     """SPO objectives, per data source: 'terminal:ce' (all sources), or 'online=terminal:ce',
     'offline=terminal:sq+mc:ce*0.5', '*=...' (any other source). See spo_cli/core/spo.py. (repeatable)"""
@@ -62,6 +65,9 @@ class TrainConfig:
     """AdamW weight decay."""
     max_grad_norm: float = 1.0
     """Gradient clipping (global norm); 0 = off."""
+    clip_per_sequence: bool = False
+    """Clip each sequence's gradient to --max-grad-norm before averaging them, instead of the
+    batch's gradient (spo and rft; one backward pass per sequence, so slower)."""
     precision: str = "fp32"
     """fp32 or bf16 (autocast; under FSDP also bf16 parameters in compute; master weights stay fp32)."""
     gradient_checkpointing: bool = False
@@ -103,11 +109,11 @@ class TrainConfig:
     """torch CPU threads (0 = auto: every core on an idle machine, 1 on a busy one)."""
     shuffle_buffer: int = 4096
     """Offline records shuffled together (a streaming shuffle: memory stays flat)."""
-    # PPO
+    # PPO and GRPO
     ppo_epochs: int = 1
-    """PPO: optimisation passes over each batch of rollouts."""
+    """PPO: optimisation passes over each batch of rollouts (GRPO makes one: TRL's num_iterations 1)."""
     clip: float = 0.2
-    """PPO: ratio clipping epsilon (also the value clipping range)."""
+    """PPO and GRPO: ratio clipping epsilon (also PPO's value clipping range)."""
     vf_coef: float = 0.5
     """PPO: weight of the value loss."""
     gae_lambda: float = 0.95
@@ -121,6 +127,13 @@ class TrainConfig:
     more than one version stale with importance weights either way."""
     max_importance_weight: float = 10.0
     """PPO: truncate importance weights of stale rollouts at this value."""
+    # GRPO
+    grpo_scale: str = "group"
+    """GRPO: divide each advantage (reward minus its group's mean) by the std of its group (group:
+    TRL's default), of the step's rewards (batch), or by nothing (none: Dr. GRPO)."""
+    grpo_kl: float = 0.0
+    """GRPO: weight of the k3 KL(policy || reference) penalty in the loss (TRL's beta; default 0,
+    TRL's default)."""
 
     def resolved(self) -> "TrainConfig":
         c = dataclasses.replace(self)

@@ -175,6 +175,12 @@ def configure(cfg: TrainConfig) -> TrainConfig:
         raise BadInput(f"--offline-ratio must be in [0, 1], got {cfg.offline_ratio}")
     if cfg.precision not in ("fp32", "bf16"):
         raise BadInput(f"--precision must be fp32 or bf16, got {cfg.precision!r}")
+    if cfg.clip_per_sequence and not algo.per_sequence_loss:
+        raise BadInput(f"--clip-per-sequence needs a loss that is a sum over sequences (spo, rft), not --algo {algo.name}")
+    if cfg.clip_per_sequence and cfg.max_grad_norm <= 0:
+        raise BadInput("--clip-per-sequence clips at --max-grad-norm: give it a value > 0")
+    if algo.check is not None:
+        algo.check(cfg)
     n_off, n_on = cfg.split()
     if algo.on_policy and n_off:
         raise BadInput(f"{algo.name.upper()} learns from on-policy rollouts only: use --offline-ratio 0 "
