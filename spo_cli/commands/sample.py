@@ -122,9 +122,9 @@ def main(
     if serve:  # a long-running rollout worker (spo_cli/serve)
         from spo_cli.serve.server import run_worker
 
-        run_worker(lambda: make_sampler(backend, model, opts, device=device, dtype=dtype), problems, backend=backend,
-                   host=host, port=port, token=token, weights_dir=weights_dir, skip_invalid=skip_invalid, n=n,
-                   rows=batch_size, queue_size=queue_size, seed=seed, judge_jobs=judge_jobs, spool=spool,
+        run_worker(lambda: make_sampler(backend, model, opts, device=device, dtype=dtype), problems, host=host,
+                   port=port, token=token, weights_dir=weights_dir, skip_invalid=skip_invalid, n=n, rows=batch_size,
+                   queue_size=queue_size, seed=seed, judge_jobs=judge_jobs, spool=spool,
                    reference=ref)
         return
     sampler = make_sampler(backend, model, opts, device=device, dtype=dtype)
