@@ -34,9 +34,15 @@ runs that batch differently; and it never gives the same samples as the `hf` bac
 random stream).
 
 New weights (a `spo sample --serve` worker): `load_weights` writes the checked tensors to a
-temporary safetensors file and has every vLLM worker process stream it, tensor by tensor, into
-vLLM's in-place reload (spo_cli/sampling/vllm_worker.py, called through `LLM.collective_rpc`),
-then resets the prefix cache, whose KV blocks were computed with the old weights.
+temporary safetensors file ($TMPDIR) and has every vLLM worker process (one per tensor-parallel
+rank) stream it, tensor by tensor, into vLLM's in-place reload (spo_cli/sampling/vllm_worker.py,
+called through `LLM.collective_rpc`: the mechanism of vLLM's RL examples and TRL's vllm-serve),
+then resets the prefix cache, whose KV blocks were computed with the old weights. Memory: the
+worker's process holds the payload once (it was checked before it was accepted); the engine
+never holds a second copy of the model, only one layer's new tensors at a time (vLLM's layerwise
+reload copies them into the tensors it already uses). vLLM's own NCCL weight-transfer engine
+(trainer GPUs broadcasting straight into worker GPUs) would skip the file and the host copy; it
+is not wired here.
 
 Engine output. vLLM's processes log a lot, and its child processes write to file descriptor 1.
 So that stdout carries records only, the engine's children are started with fd 1 pointing at
@@ -270,11 +276,12 @@ class VLLMSampler(Sampler):
     def load_weights(self, tensors: dict) -> None:
         """Stream the tensors into every vLLM worker's model in place (vLLM's reload_weights,
         through our worker extension), then reset the prefix cache."""
-        from spo_cli.serve.weights import write_file
+        from safetensors.torch import save_file
 
         with tempfile.TemporaryDirectory(prefix="spo-vllm-weights-") as d:
-            path = write_file(tensors, os.path.join(d, "weights.safetensors"))
-            counts = self.llm.collective_rpc("spo_load_weights", args=(str(path),))
+            path = os.path.join(d, "weights.safetensors")
+            save_file({k: v.contiguous() for k, v in tensors.items()}, path)  # tensor by tensor, no second copy
+            counts = self.llm.collective_rpc("spo_load_weights", args=(path,))
         if any(c != len(tensors) for c in counts):
             raise SpoError(f"vLLM workers loaded {counts} tensors of {len(tensors)}")
         if not self.llm.reset_prefix_cache():
