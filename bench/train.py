@@ -4,7 +4,7 @@
     python bench/train.py --quick    # a ~3M-parameter Llama, batch 4 x ~128 tokens (under a minute)
 
 All variants use the same random-weight model, the same batch and AdamW, and run the code `spo
-train` runs (spo_cli.train.loop.Trainer.spo_step / ppo_step, then clip, optimiser step):
+train` runs (the algorithm's step, spo_cli/train/algos.py, via Trainer.learn; then clip, optimiser step):
 - sft:        the floor: one forward, cross-entropy on the response tokens, one backward, a step;
 - spo_cached: SPO terminal:ce with reference log-probs read from the trajectories' cache;
 - spo_live:   the same with the frozen reference model run forward (no grad) every step;
@@ -113,8 +113,8 @@ def sft_step(trainer, exs) -> None:
 
     from spo_cli.train.batching import collate
 
-    batch = collate(exs, trainer.tokenizer.pad_token_id, trainer.device)
-    logits = trainer.policy(input_ids=batch.input_ids, attention_mask=batch.attention, use_cache=False).logits
+    batch = collate(exs, trainer.run.tokenizer.pad_token_id, trainer.run.device)
+    logits = trainer.run.policy(input_ids=batch.input_ids, attention_mask=batch.attention, use_cache=False).logits
     target = batch.input_ids[:, 1:]
     ce = torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1).float(), target.flatten(), reduction="none")
     loss = (ce.view_as(target) * batch.mask).sum() / batch.mask.sum()
@@ -125,21 +125,18 @@ def sft_step(trainer, exs) -> None:
 def _finish(trainer) -> None:
     import torch
 
-    params = [p for g in trainer.optimizer.param_groups for p in g["params"]]
+    params = [p for g in trainer.run.optimizer.param_groups for p in g["params"]]
     torch.nn.utils.clip_grad_norm_(params, 1.0)
-    trainer.optimizer.step()
-    trainer.optimizer.zero_grad(set_to_none=True)
+    trainer.run.optimizer.step()
+    trainer.run.optimizer.zero_grad(set_to_none=True)
 
 
 def one_step(trainer, variant: str, exs) -> float:
     t = time.perf_counter()
     if variant == "sft":
         sft_step(trainer, exs)
-    elif variant == "ppo":
-        trainer.ppo_step(exs)
-        _finish(trainer)
-    else:
-        trainer.spo_step(exs)
+    else:  # spo_* or ppo, as the trainer's config says
+        trainer.learn(exs)
         _finish(trainer)
     return time.perf_counter() - t
 
@@ -161,7 +158,7 @@ def child(workdir: Path, model_dir: Path, variant: str, steps: int) -> None:
         for _ in range(steps):
             one_step(trainer, variant, exs)
         if variant == "spo_cached":
-            assert trainer._ref is None, "the cached variant must never load the reference model"
+            assert not trainer.run.reference.loaded, "the cached variant must never load the reference model"
     print(json.dumps({"variant": variant, "peak_mb": peak_rss_mb()}))
 
 
@@ -193,7 +190,7 @@ def main() -> None:
         wd = Path(d)
         model_dir = build(wd, SIZE)
         trainers = {v: make_trainer(wd, model_dir, v) for v in VARIANTS}
-        n_params = sum(p.numel() for p in trainers["sft"].policy.parameters())
+        n_params = sum(p.numel() for p in trainers["sft"].run.policy.parameters())
         log(f"model: {n_params / 1e6:.1f}M parameters, batch {SIZE['batch']} x ~{SIZE['prompt'] + SIZE['response']} tokens")
         data = {v: examples(SIZE, 500, cached_ref=v == "spo_cached") for v in VARIANTS}
         times: dict[str, list[float]] = {v: [] for v in VARIANTS}

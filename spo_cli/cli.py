@@ -22,6 +22,7 @@ from typer.core import TyperGroup
 from spo_cli import __version__
 from spo_cli.console import error
 from spo_cli.errors import SpoError
+from spo_cli.runtime import on_sigterm, quiet_libraries
 
 # (command name, module in spo_cli.commands). Each module defines `main`, a typer command
 # function, or `app`, a typer.Typer of subcommands.
@@ -96,12 +97,9 @@ def _root(
 
 def _register() -> None:
     for name, module in COMMANDS:
-        try:
-            mod = importlib.import_module(f"spo_cli.commands.{module}")
-        except ModuleNotFoundError as e:
-            if e.name == f"spo_cli.commands.{module}":
-                continue  # not built yet
-            raise
+        # Every listed module must import: a missing or broken one is an error here, not a
+        # command that silently disappears from `spo --help`.
+        mod = importlib.import_module(f"spo_cli.commands.{module}")
         if hasattr(mod, "app"):
             app.add_typer(mod.app, name=name)
         else:
@@ -111,23 +109,9 @@ def _register() -> None:
 _register()
 
 
-def _on_sigterm(signum, frame):  # noqa: ARG001
-    # Unwind like Ctrl-C so atomic writers remove their temporary files.
-    raise SystemExit(128 + signum)
-
-
-def _quiet_libraries() -> None:
-    # Nothing is downloaded at run time, and library progress bars would clutter our stderr.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
 def main() -> None:
-    _quiet_libraries()
-    signal.signal(signal.SIGTERM, _on_sigterm)
+    quiet_libraries()
+    signal.signal(signal.SIGTERM, on_sigterm)
     app(prog_name="spo")
 
 

@@ -1,4 +1,4 @@
-"""pass@k reports (MATH.md section 10): sample n per problem, judge, estimate; table and plot.
+"""pass@k reports (docs/math.md §10): sample n per problem, judge, estimate; table and plot.
 
     from spo_cli.evaluate import evaluate_models, evaluate_trajectories, plot_report
     report = evaluate_models(["run/step-000100", "run/step-000200"], problems, n=20, ks=(1, 10))
@@ -13,7 +13,8 @@ the across-problem standard error). The report is one JSON-able dict:
       "per_problem": [{"problem_id", "n", "c", "pass@1": {"mean", "stderr"}, ...}]}], ...}
 
 Choices where the paper is silent:
-- Correct = reward 1 (every test passed). Judge errors (JE) are dropped from n and counted.
+- Correct = a success in spo_cli.judge.outcome's sense (reward 1: every test passed). Judge
+  errors (JE) are dropped from n and counted; an unjudged trajectory is bad input.
 - Per-problem standard error: the jackknife over the problem's n samples (leave one out), which
   needs only the counts: c leave-outs give pass@k(n-1, c-1), n-c give pass@k(n-1, c). For k = 1
   it is sqrt(p(1-p)/(n-1)). Null when n - 1 < k.
@@ -33,7 +34,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from spo_cli.errors import BadInput, SpoError
-from spo_cli.values import Judge, is_success
+from spo_cli.judge.outcome import is_success, judged_reward
+from spo_cli.judge.client import Judge
 
 EVAL_DEFAULTS = {"n": 20, "temperature": 0.4, "top_p": 0.95, "ks": (1, 10)}  # the paper's
 CHECKPOINT_META = "spo_checkpoint.json"
@@ -93,24 +95,28 @@ def pass_at_k_report(counts: dict[str, tuple[int, int]], ks: Sequence[int]) -> d
     return out
 
 
+def _tally(judged: Iterable[dict], group: Callable[[dict], str],
+           stats: Counter) -> dict[str, dict[str, list[int]]]:
+    """{group: {problem_id: [n, c]}} (first-seen order) from judged trajectories, `group` called
+    on each usable one. JE is counted in stats['judge_errors'] and left out; an unjudged
+    trajectory is a BadInput. Memory grows with problems, not trajectories."""
+    counts: dict[str, dict[str, list[int]]] = defaultdict(dict)
+    for i, t in enumerate(judged, 1):
+        r = judged_reward(t, i)
+        if r is None:
+            stats["judge_errors"] += 1
+            continue
+        nc = counts[group(t)].setdefault(t["problem_id"], [0, 0])
+        nc[0] += 1
+        nc[1] += int(is_success(r))
+    return counts
+
+
 def count_correct(judged: Iterable[dict], *, stats: Counter | None = None) -> dict[str, tuple[int, int]]:
     """{problem_id: (n, c)} from judged trajectories (first-seen order). JE is counted in
     stats['judge_errors'] and left out; an unjudged trajectory is a BadInput."""
-    stats = stats if stats is not None else Counter()
-    n: dict[str, int] = {}
-    c: dict[str, int] = {}
-    for i, t in enumerate(judged, 1):
-        r = t.get("reward")
-        if r is None:
-            if t.get("verdict") is None:
-                raise BadInput(f"trajectory {i} (id {t.get('id')!r}, problem {t.get('problem_id')!r}) "
-                               "is not judged (reward null): run it through `spo judge` first")
-            stats["judge_errors"] += 1
-            continue
-        pid = t["problem_id"]
-        n[pid] = n.get(pid, 0) + 1
-        c[pid] = c.get(pid, 0) + int(is_success(r))
-    return {pid: (n[pid], c[pid]) for pid in n}
+    per = _tally(judged, lambda t: "", stats if stats is not None else Counter()).get("", {})
+    return {pid: (n, c) for pid, (n, c) in per.items()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -142,30 +148,19 @@ def evaluate_trajectories(judged: Iterable[dict], ks: Sequence[int] = (1, 10), *
     if group_by not in ("model", "policy_version", "none"):
         raise BadInput(f"group by model, policy_version or none, not {group_by!r}")
     versions: dict[str, set] = defaultdict(set)
-    judge_errors = 0
 
     def key(t: dict) -> str:
         if group_by == "model":
-            return str((t.get("sampler") or {}).get("model") or "trajectories")
-        if group_by == "policy_version":
-            return f"policy_version {t.get('policy_version')}"
-        return "trajectories"
-
-    # Only (n, c) per group and problem are kept: memory grows with problems, not trajectories.
-    counts: dict[str, dict[str, list[int]]] = defaultdict(dict)
-    for i, t in enumerate(judged, 1):
-        r = t.get("reward")
-        if r is None:
-            if t.get("verdict") is None:
-                raise BadInput(f"trajectory {i} (id {t.get('id')!r}, problem {t.get('problem_id')!r}) "
-                               "is not judged (reward null): run it through `spo judge` first")
-            judge_errors += 1
-            continue
-        g = key(t)
+            g = str((t.get("sampler") or {}).get("model") or "trajectories")
+        elif group_by == "policy_version":
+            g = f"policy_version {t.get('policy_version')}"
+        else:
+            g = "trajectories"
         versions[g].add(t.get("policy_version"))
-        nc = counts[g].setdefault(t["problem_id"], [0, 0])
-        nc[0] += 1
-        nc[1] += int(is_success(r))
+        return g
+
+    stats: Counter = Counter()
+    counts = _tally(judged, key, stats)
     models = []
     for idx, (g, per) in enumerate(counts.items()):
         vs = versions[g] - {None}
@@ -174,7 +169,7 @@ def evaluate_trajectories(judged: Iterable[dict], ks: Sequence[int] = (1, 10), *
         entry.update(pass_at_k_report({p: (n, c) for p, (n, c) in per.items()}, ks))
         models.append(entry)
     models.sort(key=lambda m: m["step"])
-    return {"ks": list(ks), "models": models, "judge_errors": judge_errors}
+    return {"ks": list(ks), "models": models, "judge_errors": stats["judge_errors"]}
 
 
 def evaluate_models(models: Sequence[str], problems: Sequence[dict], *, n: int = 20,

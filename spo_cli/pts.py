@@ -1,4 +1,4 @@
-"""Pivotal Token Search (MATH.md section 8; the paper Sec 3.1.3, after the Phi-4 report).
+"""Pivotal Token Search (docs/math.md §8; the paper Sec 3.1.3, after the Phi-4 report).
 
 For a trajectory x0, x_1..x_T, p(k) is the success probability of the reference policy continuing
 the prefix of the first k response tokens, estimated from N rollouts (sampled, then judged).
@@ -55,6 +55,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from spo_cli.errors import BadInput, SpoError
+from spo_cli.judge.outcome import is_success, judged_reward
 
 MC_FIELD = "mc"
 PIVOTAL_FIELD = "pivotal"  # [{index, token_id, token, p_before, p_after, delta}, ...]
@@ -339,14 +340,11 @@ def pivotal_token_search(trajectories: Iterable[dict], problems_by_id: Mapping[s
 
     def prepare(t: dict) -> _Job | None:
         stats.seen += 1
-        reward = t.get("reward")
+        reward = judged_reward(t)
         if reward is None:
-            if t.get("verdict") is None:
-                raise BadInput(f"trajectory {t.get('id')!r} (problem {t.get('problem_id')!r}) is not "
-                               "judged: PTS needs its outcome, run `spo judge` first")
             stats.judge_errors += 1  # JE: its outcome p(T) is unknown
             return None
-        if opts.successful_only and reward < 1.0 - 1e-9:
+        if opts.successful_only and not is_success(reward):
             stats.skipped_failed += 1
             return None
         if t.get("id") in searched_ids:
@@ -388,7 +386,7 @@ def pivotal_token_search(trajectories: Iterable[dict], problems_by_id: Mapping[s
                                "cannot score, use --split token")
             cum = _surprisal_cum(ref_lp)
         search = PivotalSearch(T, p_gap=opts.p_gap, surprisal_cum=cum)
-        search.known(T, 1.0 if reward >= 1.0 - 1e-9 else 0.0, 0)
+        search.known(T, float(is_success(reward)), 0)
         if p0 is not None and opts.prompt_p_from_values and T > 0:
             search.known(0, float(p0), int(value.get("k") or 0))
         stats.searched += 1
@@ -520,7 +518,7 @@ def _estimate(reqs: list[tuple[_Job, int]], problems_by_id, rollouts: PrefixRoll
             stats.judge_errors += 1
             continue
         n[j] += 1
-        succ[j] += int(r >= 1.0 - 1e-9)
+        succ[j] += int(is_success(r))
     if on_rollouts is not None:
         on_rollouts(judged)
     return [(succ[j] / n[j] if n[j] else 0.0, n[j]) for j in range(len(reqs))]

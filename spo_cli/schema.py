@@ -105,6 +105,7 @@ PROBLEM_FIELDS: tuple[Field, ...] = (
     Field("memory_limit_mb", _NUM, False, "Memory limit in MiB.", _positive),
     Field("solutions", (list,), False, "Known-good Python 3 programs.", _str_list),
     Field("incorrect_solutions", (list,), False, "Known-bad Python 3 programs.", _str_list),
+    Field("packages", (list,), False, "Installed packages (top-level module names) the judge lets this problem's programs import beyond the standard library.", _str_list),
     Field("meta", (dict,), False, "Anything else from the source."),
 )
 

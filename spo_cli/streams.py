@@ -3,10 +3,19 @@
 Reading
 - A spec is `-` (stdin), a file, a directory of shards, a glob, or a list of those.
 - Compression is detected by magic bytes (zstd, gzip, else plain), never by name.
-- Input is decoded in bounded pieces (zstandard's stream reader, zlib with max_length) and split
-  into lines in C, so memory stays flat however large the file and however well it compresses.
-  A truncated compressed stream yields every complete record before the break, then raises (for
-  zstd a walker of the frame headers tells a cut frame from a complete one).
+- Input is decoded in bounded pieces (a walker of the zstd frame and block headers feeds the
+  decoder a few blocks at a time; zlib with max_length) and split into lines in C, so memory
+  stays flat however large the file and however well it compresses.
+- Integrity: a checksummed zstd frame's records are yielded only once its checksum has been
+  verified, a gzip member's once its CRC has; the decoded bytes held back meanwhile are at most
+  one frame, MAX_VERIFIED_FRAME (8 MiB; the frames spo writes hold about 1 MiB). So a corrupt
+  frame is reported before any of its records are read, after every record of the complete
+  frames before it. Not caught before its records are read: damage inside a frame larger than
+  MAX_VERIFIED_FRAME (another tool's single-frame file; its checksum is still checked at its
+  end, then the error); damage in a frame without a checksum, unless it breaks zstd's structure;
+  damage to plain JSONL (unless it breaks a line).
+- A truncated compressed stream yields every record of the complete frames before the break (a
+  checksummed frame cut short cannot be verified: its records are not yielded), then raises.
 - A bad line raises BadInput naming file, line and problem; with skip_invalid it is counted and
   reported instead (see ReadStats).
 
@@ -14,7 +23,9 @@ Writing
 - Compression follows the target's name (`.zst`, `.gz`), also when stdout is redirected to a
   named file (`spo judge ... > traj.jsonl.zst`); a pipe or terminal gets plain JSONL unless
   `compress="zstd"` is asked for.
-- zstd frames carry their checksum, so a reader tells a corrupted file from a valid one.
+- Compressed output is a sequence of frames (zstd, each with its checksum and content size) or
+  members (gzip, each with its CRC): one per flush, about CHUNK (1 MiB) of JSON each, so a
+  reader verifies each before it yields its records, and a pipe reader gets each flush at once.
 - A named file is written under a hidden temporary name in the same directory and renamed into
   place on success (after fsync), so no reader ever sees half a file. On an error or Ctrl-C the
   temporary file is removed, except for BadInput: the input stopped at a record boundary, so what
@@ -102,8 +113,8 @@ def expand(spec: Spec) -> list[str]:
 # ----------------------------------------------------------------------------- decoding
 
 
-class _Truncated(Exception):
-    pass
+class _Damaged(Exception):
+    """A compressed stream that is cut short or corrupt; the message says which and where."""
 
 
 class _Joined(io.RawIOBase):
@@ -123,7 +134,7 @@ class _Joined(io.RawIOBase):
             return n
         return self._f.readinto(b)  # straight into the caller's buffer: no intermediate copy
 
-    def read(self, n: int = -1) -> bytes:  # what zstandard's stream_reader calls
+    def read(self, n: int = -1) -> bytes:
         if self._head:
             n = len(self._head) if n < 0 else min(n, len(self._head))
             data, self._head = bytes(self._head[:n]), self._head[n:]
@@ -131,144 +142,252 @@ class _Joined(io.RawIOBase):
         return self._f.read(n)
 
 
-class _ZstdFrames(io.RawIOBase):
-    """Pass-through reader that follows zstd frame and block headers (RFC 8878) as the bytes go
-    by, so that at the end it knows whether the stream stopped between frames or inside one.
+class _ZstdFrames:
+    """Cuts a zstd stream into pieces along its frame and block headers (RFC 8878), so that the
+    decoder knows where each frame ends, whether it carries a checksum and its declared size, and
+    never gets more than BLOCKS_PER_PIECE blocks at once (each decodes to at most 128 KiB: bounded
+    output however well the input compresses). Only headers are looked at: a few Python
+    operations per block of up to 128 KiB."""
 
-    zstandard's stream_reader gives bounded output per read (flat memory, even for a file that
-    inflates 30,000-fold) and C-speed decoding, but silently stops at a truncated frame; this
-    walker supplies the missing verdict. It only jumps from header to header (a few Python
-    operations per block of up to 128 KiB), so it costs nothing measurable."""
+    BLOCKS_PER_PIECE = 8
 
-    def __init__(self, src: _Joined):
-        self._src = src
+    def __init__(self):
         self._skip = 0  # content bytes to pass over before the next header
         self._hdr = b""  # header bytes gathered so far
         self._need = 4  # header bytes the current state needs
         self._state = "magic"
-        self._checksum = False
+        self._carry = b""  # the start of a frame header cut off by the end of the last data
+        self._kind = "zstd"
+        self._fcs = 0  # bytes of the content-size field
+        self.checksum = False  # whether the current frame carries one
+        self.content_size: int | None = None  # the current frame's, when its header gives it
+        self.frame = 0  # frames begun so far (skippable ones included)
+        self.frame_at = 0  # the byte offset of the current frame
+        self.offset = 0  # bytes of the stream taken so far
 
-    def readable(self) -> bool:
-        return True
+    def between_frames(self) -> bool:
+        return self._state == "magic" and not self._hdr and not self._skip and not self._carry
 
-    def check_complete(self) -> None:
-        """Raise _Truncated unless the bytes so far stopped between frames (or were not zstd as
-        we know it, which the decoder itself reports)."""
-        if not (self._state in ("magic", "unknown") and not self._hdr and not self._skip):
-            raise _Truncated("truncated zstd stream (ended inside a frame)")
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._src.read(n)
-        if data and self._state != "unknown":
-            self._scan(data)
-        return data
-
-    def _scan(self, data: bytes) -> None:
-        pos, end = 0, len(data)
+    def pieces(self, data: bytes) -> Iterator[tuple[memoryview, str, bool]]:
+        """(piece, kind, ends_frame) covering `data` in order; kind is 'zstd' (decode it), 'skip'
+        (a skippable frame) or 'unknown' (not a zstd frame: the rest of the stream). A frame's
+        first bytes are held back until its header is complete (then its kind is known)."""
+        base = self.offset - len(self._carry)  # the stream offset of data[0]
+        if self._carry:
+            data, self._carry = self._carry + data, b""
+        self.offset = base + len(data)
+        view = memoryview(data)
+        pos = start = blocks = 0
+        end = len(data)
         while pos < end:
             if self._skip:
                 take = min(self._skip, end - pos)
                 self._skip -= take
                 pos += take
+                if not self._skip and self._state == "magic":  # the end of a frame's last part
+                    yield view[start:pos], self._kind, True
+                    start, blocks = pos, 0
+                elif not self._skip and blocks >= self.BLOCKS_PER_PIECE:
+                    yield view[start:pos], self._kind, False
+                    start, blocks = pos, 0
                 continue
             take = self._need - len(self._hdr)
             self._hdr += data[pos : pos + take]
             pos += take
-            if len(self._hdr) == self._need:
-                hdr, self._hdr = self._hdr, b""
-                self._header(hdr)
-                if self._state == "unknown":
-                    return  # not zstd as we know it: the decoder will say what is wrong
+            if len(self._hdr) < self._need:
+                break
+            hdr, self._hdr = self._hdr, b""
+            blocks += self._header(hdr, base + pos)
+            if self._state == "unknown":
+                yield view[start:], "unknown", False
+                return
+            if self._state == "magic" and not self._skip:  # a frame ended with this header
+                yield view[start:pos], self._kind, True
+                start, blocks = pos, 0
+        if self._state in ("descriptor", "header_rest") or (self._state == "magic" and self._hdr):
+            # the next frame's header is not complete: keep its bytes back and read it again
+            # whole with the next data, so its kind, checksum and size are known with its first piece
+            cut = end - len(self._hdr) if self._state == "magic" else self.frame_at - base
+            if self._state != "magic":
+                self.frame -= 1
+            self._carry, self._hdr, self._state, self._need = data[cut:end], b"", "magic", 4
+            end = cut
+        if start < end:
+            yield view[start:end], self._kind, False
 
-    def _header(self, h: bytes) -> None:
+    def _header(self, h: bytes, at: int) -> int:
+        """Take one complete header; return 1 if it was a block header, else 0."""
         state = self._state
         if state == "magic":
+            self.frame += 1
+            self.frame_at = at - 4
             if h == ZSTD_MAGIC:
-                self._state, self._need = "descriptor", 1
+                self._kind, self._state, self._need = "zstd", "descriptor", 1
             elif h[0] & 0xF0 == 0x50 and h[1:] == b"\x2a\x4d\x18":  # a skippable frame
-                self._state, self._need = "skippable", 4
+                self._kind, self._state, self._need = "skip", "skippable", 4
             else:
-                self._state = "unknown"
+                self._kind, self._state = "unknown", "unknown"
         elif state == "skippable":
             self._skip = int.from_bytes(h, "little")
             self._state, self._need = "magic", 4
         elif state == "descriptor":
             d = h[0]
             single = bool(d & 0x20)
-            self._checksum = bool(d & 0x04)
-            fcs = (1 if single else 0, 2, 4, 8)[d >> 6]
-            rest = (0 if single else 1) + (0, 1, 2, 4)[d & 0x03] + fcs
+            self.checksum = bool(d & 0x04)
+            self._fcs = (1 if single else 0, 2, 4, 8)[d >> 6]
+            self.content_size = None
+            rest = (0 if single else 1) + (0, 1, 2, 4)[d & 0x03] + self._fcs
             self._state, self._need = ("header_rest", rest) if rest else ("block", 3)
         elif state == "header_rest":
+            if self._fcs:
+                self.content_size = int.from_bytes(h[-self._fcs:], "little") + (256 if self._fcs == 2 else 0)
             self._state, self._need = "block", 3
         elif state == "block":
             b = int.from_bytes(h, "little")
             btype, size = (b >> 1) & 3, b >> 3
             self._skip = 1 if btype == 1 else size  # RLE blocks carry one byte
             if b & 1:  # the last block of the frame
-                self._state, self._need = ("checksum", 4) if self._checksum else ("magic", 4)
+                self._state, self._need = ("checksum", 4) if self.checksum else ("magic", 4)
+            return 1
         elif state == "checksum":
             self._state, self._need = "magic", 4
+        return 0
 
 
-class _Chunks(io.RawIOBase):
-    """A raw stream over an iterator of byte chunks (for BufferedReader's C line splitting)."""
+# The most decoded bytes of one checksummed frame held back until its checksum is verified. Frames
+# spo writes hold about CHUNK bytes (one flush); a larger frame (another tool's single-frame file)
+# is passed on as it decodes, and its checksum is still checked at its end.
+MAX_VERIFIED_FRAME = 8 * CHUNK
 
-    def __init__(self, chunks: Iterator[bytes]):
-        self._chunks, self._buf = chunks, memoryview(b"")
 
-    def readable(self) -> bool:
-        return True
+def _zstd_chunks(raw: _Joined) -> Iterator[bytes]:
+    """Decoded bytes of a zstd stream in bounded pieces. A checksummed frame's bytes come out only
+    once its checksum has been verified; _Damaged when the stream is corrupt or ends inside a
+    frame (by then the bytes of every complete frame before it have come out).
 
-    def readinto(self, b) -> int:
-        while not self._buf:
-            chunk = next(self._chunks, None)
-            if chunk is None:
-                return 0
-            self._buf = memoryview(chunk)
-        n = min(len(b), len(self._buf))
-        b[:n] = self._buf[:n]
-        self._buf = self._buf[n:]
-        return n
+    A checksummed frame that declares its size (up to MAX_VERIFIED_FRAME; spo's frames do) is
+    gathered compressed and decoded in one call straight into a buffer of that size; any other
+    frame goes through a streaming decoder, piece by piece."""
+    frames = _ZstdFrames()
+    dctx = zstandard.ZstdDecompressor()
+    whole: list[memoryview] | None = None  # compressed pieces of a frame decoded in one call
+    whole_size = 0
+    dobj = None  # the streaming decoder of the current frame, or None
+    held: list[bytes] = []  # its decoded, not yet verified output
+    held_size = 0
+    try:
+        while data := raw.read(CHUNK):
+            for piece, kind, ends in frames.pieces(data):
+                if kind == "skip":
+                    continue
+                if kind == "unknown":
+                    raise _Damaged(f"corrupt zstd stream (no zstd frame at byte {frames.frame_at})")
+                if whole is None and dobj is None:  # a new frame, its header in this piece
+                    size = frames.content_size
+                    if frames.checksum and size is not None and size <= MAX_VERIFIED_FRAME:
+                        whole, whole_size = [], 0
+                    else:
+                        dobj, held_size = dctx.decompressobj(), 0 if frames.checksum else MAX_VERIFIED_FRAME
+                if whole is not None:
+                    whole.append(piece)
+                    whole_size += len(piece)
+                    if ends:
+                        out = dctx.decompress(b"".join(whole) if len(whole) > 1 else whole[0])
+                        whole = None
+                        if out:
+                            yield out
+                        continue
+                    if whole_size <= MAX_VERIFIED_FRAME + (1 << 16):
+                        continue
+                    # far more compressed bytes than the size it declares: decode it as it comes
+                    dobj, held_size, pending, whole = dctx.decompressobj(), 0, whole, None
+                else:
+                    pending = (piece,)
+                for p in pending:
+                    out = dobj.decompress(p)
+                    if not out:
+                        continue
+                    if held_size < MAX_VERIFIED_FRAME:
+                        held.append(out)
+                        held_size += len(out)
+                    else:  # too large to hold (or nothing to verify): pass it on
+                        yield from held
+                        held.clear()
+                        yield out
+                if ends:
+                    if not dobj.eof or dobj.unused_data:
+                        raise _Damaged(f"corrupt zstd stream (frame {frames.frame} at byte "
+                                       f"{frames.frame_at}: its blocks do not end where its headers say)")
+                    yield from held  # verified: zstd checked the checksum at the frame's end
+                    held.clear()
+                    dobj = None
+    except zstandard.ZstdError as e:
+        raise _Damaged(f"corrupt zstd stream (frame {frames.frame} at byte {frames.frame_at}: {e})") from None
+    if not frames.between_frames():
+        raise _Damaged("truncated zstd stream (ended inside a frame)")
 
 
 def _gzip_chunks(raw: _Joined) -> Iterator[bytes]:
-    """Decompressed bytes of a gzip stream in bounded pieces; concatenated members read through;
-    _Truncated when it ends inside a member."""
+    """Decoded bytes of a gzip stream in bounded pieces; concatenated members read through. A
+    member's bytes come out once its CRC has been verified (members up to MAX_VERIFIED_FRAME;
+    a larger one is passed on as it decodes, its CRC checked at its end); _Damaged when the
+    stream is corrupt or ends inside a member."""
     obj = zlib.decompressobj(wbits=47)
     started = False
+    held: list[bytes] = []
+    held_size = 0
     try:
         while data := raw.read(CHUNK):
             while data:
                 out = obj.decompress(data, CHUNK)  # bounded output; the rest stays in the tail
                 started = True
                 if out:
-                    yield out
-                if obj.eof:
+                    if held_size < MAX_VERIFIED_FRAME:
+                        held.append(out)
+                        held_size += len(out)
+                    else:
+                        yield from held
+                        held.clear()
+                        yield out
+                if obj.eof:  # zlib checked the member's CRC and length
+                    yield from held
+                    held.clear()
+                    held_size = 0
                     data = obj.unused_data
                     obj = zlib.decompressobj(wbits=47)
                     started = False
                 else:
                     data = obj.unconsumed_tail
     except zlib.error as e:
-        raise _Truncated(f"corrupt gzip stream ({e})") from None
+        raise _Damaged(f"corrupt gzip stream ({e})") from None
     if started and not obj.eof:
-        raise _Truncated("truncated gzip stream (ended inside a member)")
+        raise _Damaged("truncated gzip stream (ended inside a member)")
 
 
-def _line_reader(f: IO[bytes]) -> tuple[io.BufferedReader, _ZstdFrames | None]:
-    """Lines of the decoded input, split in C (BufferedReader), in bounded memory; and, for zstd,
-    the frame walker that tells at the end whether the stream was cut inside a frame."""
+def _lines(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """The lines of a stream of decoded chunks, each with its b"\\n" except perhaps the last; split
+    in C (BytesIO shares each chunk's bytes, so nothing is copied but the lines themselves)."""
+    rest = b""  # a line begun in the last chunk
+    for chunk in chunks:
+        if rest:
+            chunk, rest = rest + chunk, b""
+        if not chunk.endswith(b"\n"):
+            cut = chunk.rfind(b"\n") + 1
+            chunk, rest = chunk[:cut], chunk[cut:]
+        yield from io.BytesIO(chunk)
+    if rest:
+        yield rest
+
+
+def _line_reader(f: IO[bytes]) -> Iterator[bytes]:
+    """Lines of the decoded input, split in C, in bounded memory."""
     head = f.read(CHUNK)
     raw = _Joined(head, f)
     if head.startswith(ZSTD_MAGIC):
-        frames = _ZstdFrames(raw)
-        dec = zstandard.ZstdDecompressor().stream_reader(frames, read_size=CHUNK, read_across_frames=True,
-                                                          closefd=False)
-        return io.BufferedReader(dec, CHUNK), frames
+        return _lines(_zstd_chunks(raw))
     if head.startswith(GZIP_MAGIC):
-        return io.BufferedReader(_Chunks(_gzip_chunks(raw)), CHUNK), None
-    return io.BufferedReader(raw, CHUNK), None
+        return _lines(_gzip_chunks(raw))
+    return io.BufferedReader(raw, CHUNK)
 
 
 def _describe_json_error(line: bytes, e: Exception) -> str:
@@ -322,7 +441,7 @@ def _iter_source(src: str, kind: str | None, skip_invalid: bool, stats: ReadStat
     fast = _FAST[kind] if kind else None
     count = dups = lineno = 0
     try:
-        lines, frames = _line_reader(f)
+        lines = _line_reader(f)
         try:
             for line in lines:  # each ends with b"\n", except perhaps the last
                 lineno += 1
@@ -338,10 +457,6 @@ def _iter_source(src: str, kind: str | None, skip_invalid: bool, stats: ReadStat
                     elif line.isspace():
                         continue  # a blank line
                     elif not line.endswith(b"\n"):  # the last line, cut short
-                        if frames is not None:
-                            lineno -= 1  # it is not a complete line
-                            frames.check_complete()
-                            lineno += 1
                         reason = _describe_json_error(line, e) + " (last line, no newline: truncated?)"
                     else:
                         reason = _describe_json_error(line, e)
@@ -358,15 +473,12 @@ def _iter_source(src: str, kind: str | None, skip_invalid: bool, stats: ReadStat
                         seen.add(rid)
                 count += 1
                 yield rec
-            if frames is not None:
-                frames.check_complete()
-        except (_Truncated, zstandard.ZstdError) as e:
-            # Everything complete before the break has been yielded; the partial line is lost.
-            reason = f"corrupt zstd stream ({e})" if isinstance(e, zstandard.ZstdError) else str(e)
+        except _Damaged as e:
+            # Every complete line of the verified part before the damage has been yielded.
             if not skip_invalid:
-                raise BadInput(f"{reason}; {lineno} complete lines read before it", path=name,
+                raise BadInput(f"{e}; {lineno} complete lines read before it", path=name,
                                line=lineno + 1) from None
-            stats.note_invalid(name, lineno + 1, reason)
+            stats.note_invalid(name, lineno + 1, str(e))
     finally:
         stats.records += count
         stats.duplicates += dups
@@ -444,7 +556,9 @@ class RecordWriter:
     """Writes records as JSON lines to a binary file object, optionally compressed.
 
     Lines are batched (for throughput) and pushed downstream at least every `flush_s` seconds, so
-    a pipeline stage reading our stdout sees records promptly.
+    a pipeline stage reading our stdout sees records promptly. Compressed, each push is one whole
+    zstd frame (with its checksum) or gzip member (with its CRC) of at most about CHUNK bytes of
+    JSON: a reader verifies each before it hands on its records.
     """
 
     def __init__(self, f: IO[bytes], compress: str = "none", level: int = 3, flush_s: float = 0.5,
@@ -458,14 +572,15 @@ class RecordWriter:
         self._size = 0
         self._flush_s = flush_s
         self._last = time.monotonic()
+        self._wrote = False
         self.compress = compress
         if compress == "zstd":
-            # the frame checksum (xxh64) lets a reader tell a corrupt file from a valid one
-            self._c = zstandard.ZstdCompressor(level=level, write_checksum=True).compressobj()
+            # the frame checksum (xxh64) lets a reader tell a corrupt frame from a valid one
+            self._frame = zstandard.ZstdCompressor(level=level, write_checksum=True).compress
         elif compress == "gzip":
-            self._c = zlib.compressobj(6, zlib.DEFLATED, 31)
+            self._frame = lambda data: zlib.compress(data, 6, wbits=31)
         else:
-            self._c = None
+            self._frame = None
 
     def write(self, record: dict) -> None:
         line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY)
@@ -480,28 +595,23 @@ class RecordWriter:
             self.write(r)
 
     def flush(self) -> None:
-        """Push buffered records downstream (a complete compressed block, readable at once)."""
+        """Push buffered records downstream (a complete frame or member, readable at once)."""
         if self._buf:
             data = b"".join(self._buf)
             self._buf.clear()
             self._size = 0
-            if self._c is not None:
-                data = self._c.compress(data)
-                data += self._c.flush(zstandard.COMPRESSOBJ_FLUSH_BLOCK) if self.compress == "zstd" \
-                    else self._c.flush(zlib.Z_SYNC_FLUSH)
-            if data:
-                self._f.write(data)
+            self._f.write(self._frame(data) if self._frame is not None else data)
+            self._wrote = True
         self._f.flush()
         self._last = time.monotonic()
 
     def finish(self) -> None:
-        """Flush and end the compressed stream (its frame or member)."""
+        """Flush; a compressed output that got no records still gets one (empty) frame, so it is
+        a valid .zst / .gz file."""
         self.flush()
-        if self._c is not None:
-            tail = self._c.flush() if self.compress == "gzip" else self._c.flush(zstandard.COMPRESSOBJ_FLUSH_FINISH)
-            if tail:
-                self._f.write(tail)
-            self._c = None
+        if self._frame is not None and not self._wrote:
+            self._f.write(self._frame(b""))
+            self._wrote = True
         self._f.flush()
 
 

@@ -1,4 +1,4 @@
-"""Value records: V_hat(x0) per problem from judged reference-policy samples (MATH.md section 7).
+"""Value records: V_hat(x0) per problem from judged reference-policy samples (docs/math.md §7).
 
     from spo_cli.values import estimate_values, load_values, parse_missing_value
     for rec in estimate_values(read_records("judged.jsonl", "trajectory"), beta=0.1): ...
@@ -19,7 +19,7 @@ problem at a time.
 
 End to end (`estimate_problems`): sample K per problem from the reference model, judge, estimate,
 one Value record per problem as soon as its K samples are judged; the caller writes each one
-durably (see spo_cli.commands.estimate_v for how a killed run resumes).
+durably (see spo_cli.estimate_v for how a killed run resumes).
 
 Choices where the paper is silent:
 - Judge errors (verdict JE, reward null: the judge failed, not the program) are left out of K and
@@ -42,13 +42,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from spo_cli.errors import BadInput, SpoError
-from spo_cli.judge.client import Judge  # the memoising judge client (its home)
-
-SUCCESS = 1.0  # reward of a response that passed every test (MATH.md section 1: r_max = 1)
-
-
-def is_success(reward: float) -> bool:
-    return reward >= SUCCESS - 1e-9
+from spo_cli.judge.client import Judge, rollouts
+from spo_cli.judge.outcome import is_success, is_usable, judged_reward
 
 
 def _finite_or_none(x: float) -> float | None:
@@ -70,8 +65,9 @@ def p_hat_histogram(ps: Iterable[float], bins: int = 5) -> str:
 
 
 def value_record(problem_id: str, rewards: Mapping[float, int] | Iterable[float], beta: float,
-                 **extra) -> dict:
-    """The Value record of one problem from its K judged rewards (a list, or {reward: count})."""
+                 judge_errors: int = 0, **extra) -> dict:
+    """The Value record of one problem from its K judged rewards (a list, or {reward: count});
+    `judge_errors` (samples left out because the judge failed) is recorded when there were any."""
     from spo_cli.core.estimators import soft_value, soft_value_stderr
     from spo_cli.schema import new_value
 
@@ -83,7 +79,7 @@ def value_record(problem_id: str, rewards: Mapping[float, int] | Iterable[float]
         r = np.asarray(list(rewards), dtype=np.float64)  # (K,)
     if r.size == 0:
         raise SpoError(f"problem {problem_id!r}: no judged samples to estimate a value from")
-    p_hat = float(np.mean(r >= SUCCESS - 1e-9))
+    p_hat = float(np.mean(is_success(r)))
     return new_value(
         problem_id=problem_id,
         v=soft_value(r, beta),
@@ -91,6 +87,7 @@ def value_record(problem_id: str, rewards: Mapping[float, int] | Iterable[float]
         beta=float(beta),
         p_hat=p_hat,
         stderr=_finite_or_none(soft_value_stderr(r, beta)),
+        **({"judge_errors": int(judge_errors)} if judge_errors else {}),
         **extra,
     )
 
@@ -114,22 +111,21 @@ def estimate_values(trajectories: Iterable[dict], beta: float, *, sources: Itera
     stats = stats if stats is not None else EstimateStats()
     keep = set(sources) if sources is not None else None
     hist: dict[str, Counter] = {}
+    errors: Counter = Counter()  # judge errors per problem
     for n, t in enumerate(trajectories, 1):
         if keep is not None and t.get("source") not in keep:
             stats.skipped_source += 1
             continue
-        reward = t.get("reward")
+        reward = judged_reward(t, n)
         if reward is None:
-            if t.get("verdict") is None:
-                raise BadInput(f"trajectory {n} (id {t.get('id')!r}, problem {t.get('problem_id')!r}) "
-                               "is not judged (reward null): run it through `spo judge` first")
             stats.judge_errors += 1
+            errors[t["problem_id"]] += 1
             continue
         stats.trajectories += 1
         hist.setdefault(t["problem_id"], Counter())[float(reward)] += 1
     for pid, counts in hist.items():
         stats.problems += 1
-        yield value_record(pid, counts, beta)
+        yield value_record(pid, counts, beta, errors[pid])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -298,21 +294,19 @@ def estimate_problems(problems: Iterable[dict], sampler, judge: Judge, *, k: int
     chunk: list[dict] = []
 
     def run(chunk: list[dict]) -> Iterator[dict]:
-        by_id = {p["id"]: p for p in chunk}
-        samples = sampler.sample(chunk, k)
-        judged = list(judge(samples, by_id))
+        judged = rollouts(sampler, chunk, judge, n=k).judged
         if on_progress is not None:
             on_progress(len(judged))
         if on_samples is not None:
             on_samples(judged)
         for p in chunk:
             mine = [t for t in judged if t["problem_id"] == p["id"]]
-            good = [t["reward"] for t in mine if t.get("reward") is not None]
+            good = [t["reward"] for t in mine if is_usable(t)]
             if not good:
                 raise SpoError(f"problem {p['id']!r}: the judge failed on all {len(mine)} samples "
                                f"(first: {(mine[0].get('judge') or {}).get('detail') if mine else '-'})")
             errors = len(mine) - len(good)
-            yield value_record(p["id"], Counter(good), beta, **({"judge_errors": errors} if errors else {}))
+            yield value_record(p["id"], Counter(good), beta, errors)
         if on_batch_done is not None:
             on_batch_done()
 

@@ -124,3 +124,17 @@ def test_man_pages_are_up_to_date():
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert (ROOT / "man" / "spo.1").exists()
+
+
+def test_every_command_is_registered_and_a_missing_module_is_an_error(monkeypatch):
+    import pytest
+    import typer
+
+    from spo_cli import cli
+
+    names = set(typer.main.get_command(cli.app).commands)
+    assert names == {name for name, _ in cli.COMMANDS}
+    # A command module that is missing (renamed, say) stops `spo` loudly instead of vanishing.
+    monkeypatch.setattr(cli, "COMMANDS", [("renamed", "no_such_module")])
+    with pytest.raises(ModuleNotFoundError, match="spo_cli.commands.no_such_module"):
+        cli._register()

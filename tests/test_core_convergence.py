@@ -64,7 +64,7 @@ def problem(kind: str) -> Problem:
 
 def exact_mc_targets(p: Problem, g: torch.Generator):
     """Sparse PTS-like targets: the whole response plus a random subset of earlier boundaries,
-    each with the exact success probability of the prefix under pi_ref (MATH.md 6-7)."""
+    each with the exact success probability of the prefix under pi_ref (docs/math.md §6-7)."""
     tree = p.tree
     e1 = torch.exp(torch.tensor(-1 / BETA, dtype=F64))
     p_success = (((p.q_star / BETA).exp() - e1) / (1 - e1)).clamp(0, 1)  # invert Q* = beta log(p + (1-p)e^{-1/beta})
@@ -144,7 +144,7 @@ def test_objectives_chosen_per_data_source_learn_pi_star_together():
 
 
 def test_mc_targets_from_few_rollouts_are_unbiased_under_ce_but_not_under_sq():
-    """MATH.md 6: p_hat from n rollouts is noisy; exp(y/beta) = p_hat + (1-p_hat)e^{-1/beta} is linear
+    """docs/math.md §6: p_hat from n rollouts is noisy; exp(y/beta) = p_hat + (1-p_hat)e^{-1/beta} is linear
     in p_hat, so the expected ce loss equals the ce loss at the true p, while the squared loss on
     y = beta log(...) sees a target biased low (Jensen). Each (response, boundary) appears once per
     binomial outcome of n = 3 rollouts, weighted by its probability: the exact expectation over noise.

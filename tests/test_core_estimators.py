@@ -1,4 +1,4 @@
-"""estimators.py: soft value of a prompt (MATH.md 7) and pass@k (MATH.md 10)."""
+"""estimators.py: soft value of a prompt (docs/math.md §7) and pass@k (docs/math.md §10)."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ def test_soft_value_is_logsumexp_and_matches_the_binary_form():
     # graded rewards
     r = [0.25, 0.5, 1.0]
     assert soft_value(r, 2.0) == pytest.approx(2.0 * math.log(np.mean(np.exp((np.array(r) - 1) / 2.0))))
-    # limits: beta -> 0 gives the max reward (shifted), beta -> inf the mean (MATH.md 2)
+    # limits: beta -> 0 gives the max reward (shifted), beta -> inf the mean (docs/math.md §2)
     assert soft_value(r, 1e-4) == pytest.approx(0.0, abs=1e-3)
     assert soft_value(r, 1e5) == pytest.approx(np.mean(r) - 1, abs=1e-4)
 

@@ -263,7 +263,7 @@ def test_nonterminal_gradient_is_the_gradient_with_targets_held_fixed(loss):
     (want,) = torch.autograd.grad(fixed_target_loss(x).sum(), x)
     (got,) = torch.autograd.grad(obj.per_sequence(with_logp(batch, x)).sum(), x)
     assert torch.allclose(got, want, atol=1e-12)
-    if loss == "sq":  # MATH.md 6: every residual equals the terminal one; earlier tokens get more gradient
+    if loss == "sq":  # docs/math.md §6: every residual equals the terminal one; earlier tokens get more gradient
         term = parse_objective("terminal:sq", beta=beta)
         (g_term,) = torch.autograd.grad(term.per_sequence(with_logp(batch, x)).sum(), x)
         for i in range(batch.mask.shape[0]):

@@ -1,4 +1,4 @@
-"""MATH.md sections 2-4 checked exactly on an enumerable token tree (every response listed).
+"""docs/math.md §§2-4 checked exactly on an enumerable token tree (every response listed).
 
 Q*, V*, pi* come from enumeration (toy.TokenTree): a prefix's Q* sums over the responses that
 extend it, pi* conditionals are marginals of pi_ref(x) exp(r/beta)/Z. The equations are then
@@ -28,7 +28,7 @@ def problem(seed: int, vocab: int = 3, max_len: int = 4, beta: float = 0.7, bina
     reward = torch.rand(tree.n_responses, generator=g, dtype=F64)  # judge reward in [0, 1]
     if binary:
         reward = (reward < 0.4).double()
-    return tree, ref, reward - 1.0, beta, g  # r = reward - r_max (MATH.md section 1)
+    return tree, ref, reward - 1.0, beta, g  # r = reward - r_max (docs/math.md §1)
 
 
 def q_theta_prefixes(tree: TokenTree, theta: torch.Tensor, ref: torch.Tensor, v_hat: float, beta: float):
@@ -160,7 +160,7 @@ def test_theorem_2_4_terminal_condition_everywhere_identifies_pi_star(seed):
 
 
 def test_binary_reward_q_star_is_log_of_success_probability():
-    """MATH.md 6-7: with binary rewards Q*(prefix) = beta log(p + (1-p) e^{-1/beta}), p = P_ref(success | prefix)."""
+    """docs/math.md §6-7: with binary rewards Q*(prefix) = beta log(p + (1-p) e^{-1/beta}), p = P_ref(success | prefix)."""
     from spo_cli.core.spo import mc_value_target
 
     tree, ref, r, beta, _ = problem(5, binary=True)

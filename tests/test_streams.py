@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import gzip
 import os
+import random
 import signal
 import subprocess
 import sys
 import time
+import zlib
 
 import orjson
 import pytest
@@ -15,9 +17,12 @@ import zstandard
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from spo_cli import streams
 from spo_cli.errors import BadInput
 from spo_cli.schema import new_trajectory, new_value
 from spo_cli.streams import (
+    CHUNK,
+    MAX_VERIFIED_FRAME,
     ReadStats,
     expand,
     open_writer,
@@ -286,13 +291,16 @@ def test_line_numbers_stay_exact_across_chunks_blank_lines_and_bad_records(tmp_p
     assert stats.records == 6000 and stats.invalid == 1 and stats.examples[0][1] == bad_at
 
 
-@pytest.mark.parametrize("suffix", [".jsonl.zst", ".jsonl.gz"])
-def test_a_file_that_inflates_thousands_fold_is_read_in_bounded_memory(tmp_path, suffix):
-    # 64 MiB of blank (space-filled) lines compress to a few KB; decoding must stay bounded.
+@pytest.mark.parametrize("fmt", ["zstd", "zstd+checksum", "gzip"])
+def test_a_file_that_inflates_thousands_fold_is_read_in_bounded_memory(tmp_path, fmt):
+    # 64 MiB of blank (space-filled) lines compress to a few KB; decoding must stay bounded: by the
+    # largest frame held back for its checksum (MAX_VERIFIED_FRAME), whatever the file's size.
     import tracemalloc
 
     data = (b" " * 1023 + b"\n") * 65536 + b'{"a": 1}\n'
-    path = _write_compressed(tmp_path / f"bomb{suffix}", data)
+    path = tmp_path / "bomb"
+    path.write_bytes(zstandard.ZstdCompressor(write_checksum=fmt.endswith("checksum")).compress(data)
+                     if fmt.startswith("zstd") else gzip.compress(data))
     assert path.stat().st_size < 300_000
     tracemalloc.start()
     try:
@@ -300,30 +308,186 @@ def test_a_file_that_inflates_thousands_fold_is_read_in_bounded_memory(tmp_path,
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak < 8 * 2**20, f"peak {peak / 2**20:.1f} MiB"
+    assert peak < MAX_VERIFIED_FRAME + 6 * 2**20, f"peak {peak / 2**20:.1f} MiB"
 
 
-def test_corrupt_zstd_names_the_file_after_yielding_the_records_before(tmp_path):
-    recs = [{"i": i, "pad": os.urandom(300).hex()} for i in range(3000)]
-    z = bytearray(zstandard.ZstdCompressor(write_checksum=True).compress(
-        b"".join(orjson.dumps(r) + b"\n" for r in recs)))
-    for k in range(len(z) // 2, len(z) // 2 + 64):
-        z[k] ^= 0xFF
-    path = tmp_path / "corrupt.jsonl.zst"
-    path.write_bytes(bytes(z))
+# ----------------------------------------------------------------------------- integrity
+
+
+def _frames(raw: bytes, fmt: str) -> list[tuple[int, int, int, bytes]]:
+    """(start, end, header size, decoded bytes) of each zstd frame / gzip member of a file."""
+    out, pos = [], 0
+    while pos < len(raw):
+        if fmt == "zstd":
+            d = zstandard.ZstdDecompressor().decompressobj()
+            header = zstandard.frame_header_size(raw[pos:])
+        else:
+            d = zlib.decompressobj(wbits=31)
+            header = 10  # gzip's fixed header (no name, comment or extra field)
+        body = d.decompress(raw[pos:])
+        end = len(raw) - len(d.unused_data)
+        out.append((pos, end, header, body))
+        pos = end
+    return out
+
+
+def _framed_file(tmp_path, suffix, groups=5, per=200, seed=0):
+    """A file our writer wrote in `groups` flushes of `per` records; its records, raw bytes and
+    frames (members)."""
+    rng = random.Random(seed)
+    recs = [{"i": i, "pad": rng.randbytes(150).hex()} for i in range(groups * per)]
+    path = tmp_path / f"framed{suffix}"
+    with open_writer(path) as w:
+        for g in range(groups):
+            w.write_many(recs[g * per : (g + 1) * per])
+            w.flush()
+    raw = path.read_bytes()
+    return path, recs, raw, _frames(raw, "zstd" if suffix.endswith(".zst") else "gzip")
+
+
+@pytest.mark.parametrize("suffix", [".jsonl.zst", ".jsonl.gz"])
+def test_the_writer_puts_each_flush_in_its_own_checksummed_frame(tmp_path, suffix):
+    path, recs, raw, frames = _framed_file(tmp_path, suffix)
+    assert [body.count(b"\n") for *_, body in frames] == [200] * 5
+    assert b"".join(body for *_, body in frames) == b"".join(orjson.dumps(r) + b"\n" for r in recs)
+    if suffix.endswith(".zst"):
+        assert all(zstandard.get_frame_parameters(raw[s:e]).has_checksum for s, e, *_ in frames)
+    # 3 MB of records without flushes: frames of about CHUNK bytes each
+    big = tmp_path / f"big{suffix}"
+    write_records(big, ({"i": i, "pad": "x" * 1000} for i in range(3000)))
+    sizes = [len(body) for *_, body in _frames(big.read_bytes(), "zstd" if suffix.endswith(".zst") else "gzip")]
+    assert len(sizes) == 3 and all(CHUNK <= s < CHUNK + 1100 for s in sizes[:-1])
+    # no records: still one valid (empty) frame
+    write_records(tmp_path / f"empty{suffix}", [])
+    assert [body for *_, body in _frames((tmp_path / f"empty{suffix}").read_bytes(),
+                                        "zstd" if suffix.endswith(".zst") else "gzip")] == [b""]
+    assert list(read_records(tmp_path / f"empty{suffix}")) == []
+
+
+@pytest.mark.parametrize("seed", range(20))
+@pytest.mark.parametrize("suffix", [".jsonl.zst", ".jsonl.gz"])
+def test_a_corrupt_frame_is_reported_before_any_of_its_records(tmp_path, monkeypatch, suffix, seed):
+    # Seeded damage (1 to 64 bytes changed) inside the compressed data of frame 3 of 5: the records
+    # of frames 1 and 2 come out, nothing of frame 3, then the error naming the file and the line.
+    # The input is read in 4 KiB pieces (as from a pipe), so frame 3 decodes in many steps and its
+    # first records are decoded long before its checksum is reached.
+    path, recs, raw, frames = _framed_file(tmp_path, suffix, per=1000, seed=seed)
+    monkeypatch.setattr(streams, "CHUNK", 4096)
+    start, end, header, body = frames[2]
+    assert len(body) > 2 * 128 * 1024  # three zstd blocks: the first decodes before the damage
+    lo, hi = (start + end) // 2, end - (4 if suffix.endswith(".zst") else 8)
+    rng = random.Random(1000 + seed)
+    bad = bytearray(raw)
+    for k in rng.sample(range(lo, hi), rng.randint(1, 64)):
+        bad[k] ^= rng.randint(1, 255)
+    path.write_bytes(bytes(bad))
     got = []
-    with pytest.raises(BadInput, match="corrupt zstd stream") as ei:
+    with pytest.raises(BadInput) as ei:
         for r in read_records(path):
-            got.append(r["i"])
-    assert got == list(range(len(got))) and ei.value.path == str(path)
+            got.append(r)
+    assert got == recs[:2000]
+    what = "corrupt zstd stream (frame 3 at byte %d" % start if suffix.endswith(".zst") else "corrupt gzip stream"
+    assert ei.value.path == str(path) and ei.value.line == 2001 and what in str(ei.value)
     stats = ReadStats()
-    assert len(list(read_records(path, skip_invalid=True, stats=stats))) == len(got)
-    assert stats.invalid == 1 and "corrupt zstd stream" in stats.examples[0][2]
+    assert list(read_records(path, skip_invalid=True, stats=stats)) == recs[:2000]
+    assert stats.invalid == 1 and stats.examples[0][1] == 2001 and what in stats.examples[0][2]
+
+
+@pytest.mark.parametrize("suffix", [".jsonl.zst", ".jsonl.gz"])
+def test_a_damaged_checksum_or_header_withholds_the_frame(tmp_path, monkeypatch, suffix):
+    path, recs, raw, frames = _framed_file(tmp_path, suffix, per=1000)
+    monkeypatch.setattr(streams, "CHUNK", 4096)
+    start, end, header, _ = frames[3]
+    for where in (end - 1, start + header, start):  # the checksum / CRC, a block header, the magic
+        bad = bytearray(raw)
+        bad[where] ^= 0x10
+        path.write_bytes(bytes(bad))
+        got = []
+        with pytest.raises(BadInput, match="corrupt|truncated") as ei:
+            for r in read_records(path):
+                got.append(r)
+        assert got == recs[:3000] and ei.value.line == 3001, where
+
+
+def test_frames_cut_anywhere_in_the_input_decode_the_same(tmp_path):
+    # The frame walker sees the input in arbitrary pieces: headers and magic numbers cut anywhere.
+    from spo_cli.streams import _zstd_chunks
+
+    rng = random.Random(7)
+    body = b"".join(orjson.dumps({"i": i, "pad": rng.randbytes(40).hex() if i % 2 else "z" * 300}) + b"\n"
+                    for i in range(400))
+    parts = [zstandard.ZstdCompressor(write_checksum=True).compress(body[:9000]),
+             b"\x50\x2a\x4d\x18" + (5).to_bytes(4, "little") + b"skip!",
+             zstandard.ZstdCompressor(write_content_size=False, level=1).compress(body[9000:40000]),
+             zstandard.ZstdCompressor(write_checksum=True).compress(b""),
+             zstandard.ZstdCompressor(write_checksum=True, level=5).compress(body[40000:])]
+    stream = b"".join(parts)
+
+    class Trickle:
+        def __init__(self, data, sizes):
+            self.data, self.sizes = data, sizes
+
+        def read(self, n):
+            k = self.sizes()
+            out, self.data = self.data[:k], self.data[k:]
+            return out
+
+    for sizes in (lambda: 1, lambda: rng.randint(1, 9), lambda: rng.randint(1, 5000)):
+        assert b"".join(_zstd_chunks(Trickle(stream, sizes))) == body
+
+
+@pytest.mark.parametrize("suffix", [".jsonl.zst", ".jsonl.gz"])
+def test_a_frame_too_large_to_hold_is_still_checked_at_its_end(tmp_path, suffix):
+    # Another tool's file may be one huge frame: past MAX_VERIFIED_FRAME it is passed on as it
+    # decodes (memory stays bounded), so records before damage deep inside it come out, then the
+    # error: what the README says is not caught before the records are read.
+    rng = random.Random(3)
+    recs = [{"i": i, "pad": rng.randbytes(400).hex()} for i in range(24000)]  # ~20 MB of JSON
+    body = b"".join(orjson.dumps(r) + b"\n" for r in recs)
+    one = (zstandard.ZstdCompressor(write_checksum=True).compress(body) if suffix.endswith(".zst")
+           else gzip.compress(body))
+    path = tmp_path / f"one{suffix}"
+    path.write_bytes(one)
+    assert list(read_records(path)) == recs
+    bad = bytearray(one)
+    bad[len(one) - 100] ^= 0x01
+    path.write_bytes(bytes(bad))
+    got = []
+    with pytest.raises(BadInput, match="corrupt"):
+        for r in read_records(path):
+            got.append(r)
+    assert got == recs[: len(got)] and len(got) * 820 > MAX_VERIFIED_FRAME
+
+
+def test_a_frame_far_larger_than_it_declares_is_refused_in_bounded_memory(tmp_path):
+    # A checksummed frame declaring 100 bytes, followed by 9 MiB of raw blocks: gathering it for a
+    # one-call decode stops past MAX_VERIFIED_FRAME, and the streaming decoder rejects it.
+    import tracemalloc
+
+    block = (128 * 1024 << 3).to_bytes(3, "little") + b"x" * 128 * 1024  # a raw, not last, block
+    good = zstandard.ZstdCompressor(write_checksum=True).compress(b'{"a": 1}\n')
+    frame = (good
+             + b"\x28\xb5\x2f\xfd\xa4" + (100).to_bytes(4, "little") + block * 72
+             + (1).to_bytes(3, "little") + b"\0\0\0\0")  # an empty last block and a checksum
+    path = tmp_path / "liar.jsonl.zst"
+    path.write_bytes(frame)
+    got = []
+    tracemalloc.start()
+    try:
+        with pytest.raises(BadInput, match=rf"corrupt zstd stream \(frame 2 at byte {len(good)}:") as ei:
+            for r in read_records(path):
+                got.append(r)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert got == [{"a": 1}] and ei.value.line == 2
+    assert peak < 2 * MAX_VERIFIED_FRAME + 4 * 2**20, f"peak {peak / 2**20:.1f} MiB"
 
 
 def test_zstd_frame_walker_tells_a_cut_frame_from_a_complete_one(tmp_path):
     # Frames with and without checksums and content sizes, a skippable frame, RLE and raw blocks.
-    recs = [{"i": i, "pad": "z" * 500 if i % 2 else os.urandom(200).hex()} for i in range(3000)]
+    rng = random.Random(11)
+    recs = [{"i": i, "pad": "z" * 500 if i % 2 else rng.randbytes(200).hex()} for i in range(3000)]
     body = b"".join(orjson.dumps(r) + b"\n" for r in recs)
     half = len(body) // 2
     cut_at = body.rindex(b"\n", 0, half) + 1
@@ -343,21 +507,25 @@ def test_zstd_frame_walker_tells_a_cut_frame_from_a_complete_one(tmp_path):
 
 
 @pytest.mark.parametrize("suffix", [".jsonl.zst", ".jsonl.gz"])
-def test_truncated_stream_yields_every_complete_record_then_errors(tmp_path, suffix):
+def test_truncated_stream_yields_every_complete_frame_then_errors(tmp_path, suffix):
     n = 20000
-    recs = [{"i": i, "pad": os.urandom(40).hex()} for i in range(n)]  # incompressible-ish: many blocks
+    rng = random.Random(5)
+    recs = [{"i": i, "pad": rng.randbytes(40).hex()} for i in range(n)]  # incompressible-ish: many blocks
     path = tmp_path / f"full{suffix}"
     write_records(path, recs)
     raw = path.read_bytes()
+    frames = _frames(raw, "zstd" if suffix.endswith(".zst") else "gzip")
+    assert len(frames) >= 2
+    cut_at = len(raw) * 2 // 3
+    complete = sum(body.count(b"\n") for s, e, _, body in frames if e <= cut_at)
     cut = tmp_path / f"cut{suffix}"
-    cut.write_bytes(raw[: len(raw) * 2 // 3])
+    cut.write_bytes(raw[:cut_at])
     got = []
-    with pytest.raises(BadInput, match="truncated"):
+    with pytest.raises(BadInput, match="truncated") as ei:
         for r in read_records(cut):
             got.append(r)
-    # Every record yielded is complete and in order; most of the file before the cut came through.
-    assert got == recs[: len(got)]
-    assert len(got) > n // 2
+    # Exactly the records of the frames complete before the cut (the cut frame cannot be verified).
+    assert got == recs[:complete] and ei.value.line == complete + 1
 
 
 def test_truncated_plain_file_last_line(tmp_path):

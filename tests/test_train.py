@@ -187,15 +187,15 @@ def test_ppo_corrects_stale_rollouts_with_importance_weights(world, tmp_path):
         return Example(problem_id="p0", prompt_ids=[1, 7, 9], response_ids=r, reward=1.0, v_hat=0.0,
                        source="online", logprobs=(-torch.rand(6, generator=g) * 4).tolist(), policy_version=version)
 
-    trainer.policy_version = 5
-    fresh = trainer.ppo_step([ex(4), ex(5), ex(5), ex(4)])
+    trainer.run.policy_version = 5
+    fresh = trainer.learn([ex(4), ex(5), ex(5), ex(4)])  # the PPO step
     assert fresh["stale_rows"] == 0 and "importance_weight" not in fresh
-    trainer.optimizer.zero_grad()
-    stale = trainer.ppo_step([ex(0), ex(5), ex(1), ex(5)])
+    trainer.run.optimizer.zero_grad()
+    stale = trainer.learn([ex(0), ex(5), ex(1), ex(5)])
     assert stale["stale_rows"] == 2
     # weights pi_now / pi_behaviour of made-up behaviour log-probs: far from 1, finite, truncated
     assert 0 < stale["importance_weight"] <= c.max_importance_weight and stale["importance_weight"] != 1.0
-    assert all(torch.isfinite(p.grad).all() for p in trainer.policy.parameters() if p.grad is not None)
+    assert all(torch.isfinite(p.grad).all() for p in trainer.run.policy.parameters() if p.grad is not None)
 
 
 def test_missing_values_can_be_estimated_on_demand(world, tmp_path):
@@ -204,9 +204,53 @@ def test_missing_values_can_be_estimated_on_demand(world, tmp_path):
     c = cfg(world, tmp_path / "run", values=[], missing_value="estimate", value_k=3)
     trainer = Trainer(c)
     try:
-        v = trainer._v_hat("p2")  # estimated from 3 judged reference samples, then cached
-        rec = trainer.values["p2"]
+        values = trainer.run.values
+        v = trainer.run.v_hat("p2")  # estimated from 3 judged reference samples, then cached
+        rec = values["p2"]
         assert rec["k"] == 3 and rec["estimated_on_demand"] and -1.0 <= v <= 0.0
-        assert trainer.values.estimated == {"p2"}
+        assert values.estimated == {"p2"}
     finally:
         trainer.close()
+
+
+def test_algorithm_is_chosen_once_from_the_table_and_checked_before_loading(world, tmp_path):
+    from spo_cli.train.algos import ALGORITHMS, ppo_step, spo_step
+    from spo_cli.train.setup import configure
+
+    assert ALGORITHMS["spo"].step is spo_step and ALGORITHMS["ppo"].step is ppo_step
+    with pytest.raises(BadInput, match=r"--algo must be one of spo, ppo, got 'grpo'"):
+        run(cfg(world, tmp_path / "a", algo="grpo"), quiet_stdout=True)
+    assert not (tmp_path / "a").exists()  # refused before anything was loaded or written
+    with pytest.raises(BadInput, match="PPO learns from on-policy rollouts only"):
+        configure(cfg(world, tmp_path / "b", algo="ppo"))  # offline_ratio 1
+    # on-policy algorithms refresh the behaviour policy every step, whatever was asked
+    c = configure(cfg(world, tmp_path / "c", algo="ppo", offline_ratio=0.0, offline=[], model_update_interval=7))
+    assert c.model_update_interval == 1
+    with pytest.raises(BadInput, match="--temperature-range"):
+        run(cfg(world, tmp_path / "d", offline_ratio=0.0, temperature_range="hot"), quiet_stdout=True)
+    assert not (tmp_path / "d").exists()
+
+
+def test_metrics_count_truncated_and_unjudged_trajectories(world, tmp_path):
+    d, model = world
+    from transformers import AutoTokenizer
+
+    from spo_cli.sampling.prompts import PromptFormatter
+
+    fmt = PromptFormatter(AutoTokenizer.from_pretrained(model))
+    problems = list(read_records(d / "problems.jsonl", "problem"))
+    longest = max(len(fmt(p)[1]) for p in problems)
+    recs = []
+    for i in range(4):
+        recs.append(new_trajectory(problem_id=f"p{i}", prompt="x", response="print(1)\n" * 40, reward=1.0,
+                                   verdict="OK", source="offline"))  # always cut to fit --max-len
+        recs.append(new_trajectory(problem_id=f"p{i}", prompt="x", response="1", reward=0.0, verdict="WA",
+                                   source="offline"))  # never cut
+    for i in range(3):
+        recs.append(new_trajectory(problem_id=f"p{i}", prompt="x", response="2", source="offline"))  # unjudged
+    write_records(tmp_path / "corpus.jsonl", recs)
+    hist = run(cfg(world, tmp_path / "run", offline=[str(tmp_path / "corpus.jsonl")], max_len=longest + 8, steps=3),
+               quiet_stdout=True)
+    # 8 judged records, 4 a step: steps 1 and 2 are one epoch (each long response once), step 3 the next
+    assert hist[0]["truncated"] + hist[1]["truncated"] == 4
+    assert [h["offline_unjudged"] for h in hist] == [3, 3, 6]  # skipped so far, once per epoch read

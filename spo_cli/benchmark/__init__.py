@@ -6,10 +6,12 @@ command, the tests and a first run work on a 2-core CPU with no download.
     paths.train_problems, paths.heldout_problems, paths.model_dir
 
 - generator: problem families -> CodeContests rows (train / held-out split, seeded)
+- execute: runs the generator's own programs in this process; passing is the judge's comparison
 - tinymodel: byte-level BPE tokenizer + small Llama, SFT on the generated solutions
 - cache: cache keys and atomic builds (ensure_default / ensure_toy / ensure_benchmark)
-- runner: run small programs on tests (CodeContests output comparison)
-- evaluate: a self-contained pass@k measurement of a model on these problems
+
+A model is measured on these problems like any other: `spo sample | spo judge | spo eval`, or
+spo_cli.evaluate.evaluate_models in Python (bench/reference_model.py does that).
 
 Heavy imports (torch, transformers) happen inside functions, so importing this is cheap.
 """

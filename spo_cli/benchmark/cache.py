@@ -1,7 +1,7 @@
 """Build the built-in benchmark (problems + tiny model) once and keep it in a cache directory.
 
 Layout of one entry, `<cache>/benchmark-<config>-s<seed>-<key>/`:
-    train.jsonl      train problems, CodeContests layout (one JSON object per line)
+    train.jsonl      train problems, CodeContests layout (JSON lines: spo_cli.streams.read_records)
     heldout.jsonl    held-out problems, same layout
     model/           Hugging Face directory: model (safetensors), tokenizer with chat template
     build.json       what was built from what (key, config, versions, timings); written last
@@ -24,13 +24,12 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from spo_cli.benchmark.generator import GENERATOR_VERSION, iter_problems
 from spo_cli.benchmark.tinymodel import TRAINER_VERSION, TinyConfig, build_model, get_config
-from spo_cli.streams import fsync_dir
+from spo_cli.streams import fsync_dir, write_records
 
 
 @dataclass(frozen=True)
@@ -81,24 +80,6 @@ def is_complete(root: Path, cfg: TinyConfig | None = None) -> bool:
     return p.train_problems.is_file() and p.heldout_problems.is_file() and (p.model_dir / "config.json").is_file()
 
 
-def write_jsonl(path: Path, rows: Iterable[dict]) -> int:
-    import orjson
-
-    n = 0
-    with open(path, "wb") as f:
-        for row in rows:
-            f.write(orjson.dumps(row) + b"\n")
-            n += 1
-    return n
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    import orjson
-
-    with open(path, "rb") as f:
-        return [orjson.loads(line) for line in f if line.strip()]
-
-
 def build_into(root: Path, cfg: TinyConfig, on_event=None) -> dict:
     """Build a complete entry in the (new or empty) directory `root`; no atomicity here."""
     say = on_event or (lambda kind, data: None)
@@ -108,8 +89,8 @@ def build_into(root: Path, cfg: TinyConfig, on_event=None) -> dict:
     say("stage", {"stage": "problems", "n_train": cfg.n_train, "n_heldout": cfg.n_heldout})
     fams = list(cfg.families) if cfg.families else None
     train = list(iter_problems(cfg.seed, "train", cfg.n_train, families=fams))
-    write_jsonl(paths.train_problems, train)
-    write_jsonl(paths.heldout_problems, iter_problems(cfg.seed, "heldout", cfg.n_heldout, families=fams))
+    write_records(paths.train_problems, train)
+    write_records(paths.heldout_problems, iter_problems(cfg.seed, "heldout", cfg.n_heldout, families=fams))
     t_problems = time.perf_counter() - t0
     say("stage", {"stage": "model", "steps": cfg.steps})
     sft = build_model(train, cfg, paths.model_dir, on_step=lambda m: say("step", m))

@@ -8,10 +8,12 @@ writes several correct programs in different styles and several plausible incorr
 
 Tests: one public example (shown in the statement), the family's edge cases as private tests and
 random generated tests. The expected outputs come from running the first correct program; every
-other correct program must agree on every test (else the generator has a bug and raises), and an
-incorrect program is kept only if it fails at least one hidden (private or generated) test under
-CodeContests comparison - so a wrong program that happens to be right on this problem (e.g.
-"forgets n = 0" when no test can have n = 0) is dropped, never listed as incorrect.
+other correct program must pass every test (else the generator has a bug and raises), and an
+incorrect program is kept only if it fails at least one hidden (private or generated) test - so a
+wrong program that happens to be right on this problem (e.g. "forgets n = 0" when no test can have
+n = 0) is dropped, never listed as incorrect. "Pass" is the judge's own output comparison
+(spo_cli.judge.compare, via execute.passes), so a listed solution is one the judge accepts and a
+listed incorrect solution one it rejects; the programs run in this process (execute.py says why).
 
 Splits: a problem's *key* is (family, parameters); the statement is a function of the key plus the
 example. A key belongs to the held-out split when a hash of (seed, key) falls under
@@ -31,9 +33,10 @@ from dataclasses import dataclass, field
 from string import Template
 from textwrap import dedent
 
-from spo_cli.benchmark.runner import OK, outputs_match, run_inprocess
+from spo_cli.benchmark.execute import OK, output_passes, passes, run_trusted
 
-# Bump when problems change for the same seed (it keys the model cache).
+# Bump when problems change for the same seed (it keys the model cache), also when a change of the
+# judge's comparison changes which programs pass (tests/test_benchmark_generator.py pins a digest).
 GENERATOR_VERSION = 1
 HELDOUT_FRACTION = 0.15
 TIME_LIMIT_S = 2
@@ -1856,21 +1859,17 @@ def build_problem(spec: Spec, r: random.Random, name: str) -> dict:
             seen.add(x)
             generated.append(x)
     inputs = public + private + generated
-    ref = run_inprocess(spec.correct[0], inputs)
+    ref = run_trusted(spec.correct[0], inputs)
     if any(x.status != OK for x in ref):
         raise GeneratorBug(f"{name}: reference program fails:\n{spec.correct[0]}")
     expected = [x.stdout for x in ref]
     for prog in spec.correct[1:]:
-        got = run_inprocess(prog, inputs)
-        for x, res, want in zip(inputs, got, expected):
-            if res.status != OK or res.stdout.split() != want.split():
+        for x, res, want in zip(inputs, run_trusted(prog, inputs), expected):
+            if not output_passes(res, want):
                 raise GeneratorBug(f"{name}: correct programs disagree on input {x!r}:\n{prog}")
     hidden = slice(len(public), None)
-    incorrect = []
-    for prog in spec.incorrect:
-        got = run_inprocess(prog, inputs)
-        if any(g.status != OK or not outputs_match(g.stdout, e) for g, e in zip(got[hidden], expected[hidden])):
-            incorrect.append(prog)
+    incorrect = [prog for prog in spec.incorrect
+                 if not passes(run_trusted(prog, inputs[hidden]), expected[hidden])]
     n_pub, n_priv = len(public), len(private)
     return {
         "name": name,

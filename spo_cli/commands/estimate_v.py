@@ -1,45 +1,58 @@
-"""`spo estimate-v`: one Value record per problem (thin layer over spo_cli.values)."""
+"""`spo estimate-v`: one Value record per problem (thin layer over spo_cli.values and, end to end,
+spo_cli.estimate_v). Its options are generated from the dataclasses below and EstimateOptions."""
 
 from __future__ import annotations
 
-from typing import List, Optional
+from dataclasses import dataclass, field
 
 import typer
 
-from spo_cli.commands._options import Compress, Dedup, Output, SkipInvalid
-from spo_cli.commands import _options as opts
+from spo_cli.commands._options import (DEDUP, JUDGING, READING, RUNTIME, WRITING, Cli, Options, cli,
+                                       signature, usage_errors)
+from spo_cli.estimate_v import EstimateOptions
+from spo_cli.sampling.base import SampleOptions
 
 
-def main(
-    trajectories: str = typer.Argument("-", help="Judged trajectories: file, shard directory, glob or - for stdin (ignored with --model)."),
-    output: str = Output,
-    beta: float = typer.Option(0.1, "--beta", help="Temperature of the soft value (must match the one `spo train` uses)."),
-    source: Optional[List[str]] = typer.Option(None, "--source", help="Use only trajectories with this source (repeatable; e.g. --source ref). Default: all."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="End to end: sample -k per problem from this reference model, judge and estimate."),
-    problems: Optional[str] = typer.Option(None, "--problems", "-p", help="Problems (needed with --model): file, shard directory, glob or -."),
-    k: int = typer.Option(800, "-k", "--k", help="With --model: samples per problem (the paper uses 800)."),
-    temperature: float = typer.Option(1.0, "--temperature", "-t", help="With --model: sampling temperature (1 = the reference policy itself)."),
-    top_p: float = typer.Option(1.0, "--top-p", help="With --model: nucleus mass (1 = the reference policy itself)."),
-    max_new_tokens: int = typer.Option(512, "--max-new-tokens", help="With --model: most response tokens per sample."),
-    seed: int = typer.Option(0, "--seed", help="With --model: run seed (sample k of problem id is seeded by (seed, id, k))."),
-    samples_out: Optional[str] = typer.Option(None, "--samples-out", help="With --model: also keep the judged samples, one shard per batch of problems, in this corpus directory."),
-    fresh: bool = typer.Option(False, "--fresh", help="With --model: ignore values already in --output instead of resuming."),
-    jobs: Optional[int] = opts.Jobs,
-    backend: str = opts.Backend,
-    batch_size: int = opts.BatchSize,
-    device: str = opts.Device,
-    dtype: str = opts.Dtype,
-    threads: Optional[int] = opts.Threads,
-    skip_invalid: bool = SkipInvalid,
-    dedup: bool = Dedup,
-    compress: Optional[str] = Compress,
-) -> None:
-    """Estimate V_hat(x0) = beta log mean exp((reward - 1)/beta) per problem (MATH.md section 7).
+@dataclass
+class EstimateV:
+    trajectories: str = field(default="-", metadata=cli(argument=True))
+    """Judged trajectories: file, shard directory, glob or - for stdin (ignored with --model)."""
+    beta: float = 0.1
+    """Temperature of the soft value (must match the one `spo train` uses)."""
+    source: list[str] = field(default_factory=list)
+    """Use only trajectories with this source (e.g. --source ref). Default: all."""
+    model: str | None = field(default=None, metadata=cli("--model", "-m"))
+    """End to end: sample -k per problem from this reference model, judge and estimate."""
+    problems: str | None = field(default=None, metadata=cli("--problems", "-p"))
+    """Problems (needed with --model): file, shard directory, glob or -."""
+
+    def __post_init__(self) -> None:
+        if not self.beta > 0:
+            raise ValueError(f"beta must be > 0, got {self.beta}")
+
+
+@dataclass
+class EndToEnd:
+    samples_out: str | None = None
+    """With --model: also keep the judged samples, one shard per batch of problems, in this corpus
+    directory."""
+    fresh: bool = field(default=False, metadata=cli("--fresh"))
+    """With --model: ignore values already in --output instead of resuming."""
+
+
+ARGS, E2E = Options(EstimateV), Options(EndToEnd)
+ESTIMATE = Options(EstimateOptions, {"k": Cli(("-k", "--k")), "temperature": Cli(("--temperature", "-t"))})
+BATCH = Options(SampleOptions, only=("batch_size",))
+
+
+def main(**kw) -> None:
+    """Estimate V_hat(x0) = beta log mean exp((reward - 1)/beta) per problem (docs/math.md §7).
 
     From judged reference-policy trajectories (any order), one Value record per problem:
     problem_id, v (computed with logsumexp), p_hat (share of samples that passed every test), k,
-    beta and stderr (delta method). Memory grows with the number of problems, not of samples.
-    Judge errors (verdict JE) are left out and counted; an unjudged trajectory is an error.
+    beta, stderr (delta method) and, when the judge failed on some samples, judge_errors. Memory
+    grows with the number of problems, not of samples. Judge errors (verdict JE) are left out and
+    counted; an unjudged trajectory is an error.
 
     As a pipe stage: spo sample --ref -n 64 -m ref -p problems.jsonl | spo judge -p problems.jsonl | spo estimate-v --beta 0.1 > values.jsonl
 
@@ -53,28 +66,22 @@ def main(
     from spo_cli.streams import ReadStats, open_writer, read_records
     from spo_cli.values import EstimateStats, estimate_values, p_hat_histogram
 
-    if not beta > 0:
-        raise typer.BadParameter("beta must be > 0", param_hint="--beta")
-    if model is not None:
-        _end_to_end(model=model, problems=problems, output=output, beta=beta, k=k,
-                    temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed,
-                    samples_out=samples_out, fresh=fresh, jobs=jobs, backend=backend,
-                    batch_size=batch_size, device=device, dtype=dtype, threads=threads,
-                    skip_invalid=skip_invalid, compress=compress)
-        return
-    if problems is not None:
+    args, out, reading = ARGS.take(kw), WRITING.take(kw), READING.take(kw)
+    if args.model is not None:
+        return _end_to_end(args, out, reading, **kw)
+    if args.problems is not None:
         warn("--problems is used only with --model; ignored")
     rstats = ReadStats()
     stats = EstimateStats()
     # Every value needs all of its problem's samples, so nothing can be written before the input
     # ends; reading it all first means bad input leaves no half-made output behind.
-    recs = list(estimate_values(read_records(trajectories, "trajectory", skip_invalid=skip_invalid,
-                                             dedup=dedup, stats=rstats), beta, sources=source, stats=stats))
-    with open_writer(output, compress) as w:
-        for rec in recs:
-            w.write(rec)
+    recs = list(estimate_values(read_records(args.trajectories, "trajectory", skip_invalid=reading.skip_invalid,
+                                             dedup=DEDUP.take(kw).dedup, stats=rstats),
+                                args.beta, sources=args.source or None, stats=stats))
+    with open_writer(out.output, out.compress) as w:
+        w.write_many(recs)
     info(f"spo estimate-v: {stats.problems} problems from {stats.trajectories} judged trajectories"
-         f" (beta {beta:g})")
+         f" (beta {args.beta:g})")
     if recs:
         info("spo estimate-v: p_hat of the problems: " + p_hat_histogram(r["p_hat"] for r in recs))
     if stats.judge_errors:
@@ -87,106 +94,57 @@ def main(
         warn("no values written: the input held no judged trajectories")
 
 
-def _end_to_end(*, model, problems, output, beta, k, temperature, top_p, max_new_tokens, seed,
-                samples_out, fresh, jobs, backend, batch_size, device, dtype, threads,
-                skip_invalid, compress) -> None:
+def _end_to_end(args: EstimateV, out, reading, **kw) -> None:
     import time
-    from pathlib import Path
 
     from spo_cli.console import info, progress
-    from spo_cli.errors import BadInput
-    from spo_cli.sampling import SampleOptions, make_sampler
-    from spo_cli.streams import ReadStats, add_shard, open_writer, read_records, write_records
-    from spo_cli.values import Judge, estimate_problems, p_hat_histogram, read_done_problem_ids
+    from spo_cli.estimate_v import ValuesOutput
+    from spo_cli.sampling import make_sampler
+    from spo_cli.streams import ReadStats, add_shard, read_records
+    from spo_cli.judge.client import Judge
+    from spo_cli.values import estimate_problems, p_hat_histogram
 
-    if problems is None:
+    if args.problems is None:
         raise typer.BadParameter("--model needs --problems", param_hint="--problems")
-    if k < 1:
-        raise typer.BadParameter("k must be >= 1", param_hint="-k")
-    try:
-        opts = SampleOptions(n=k, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                             seed=seed, source="ref", batch_size=batch_size)
-    except ValueError as e:
-        raise typer.BadParameter(str(e)) from None
-    to_stdout = output == "-"
-    out_path = None if to_stdout else Path(output)
-    to_dir = out_path is not None and (out_path.is_dir() or output.endswith("/"))
-    done_recs: list[dict] = []
-    done: set[str] = set()
-    if out_path is not None and not fresh:
-        try:
-            done_recs, done = read_done_problem_ids(out_path)
-        except BadInput as e:
-            raise BadInput(f"cannot resume from the existing output ({e}); use --fresh to start over") from None
-    if to_dir and fresh and any(out_path.iterdir()):
-        raise BadInput("--fresh with an output directory that already holds shards: give an empty "
-                       "or new directory", path=str(out_path))
-    other = next((r for r in done_recs if r["beta"] != beta or r["k"] != k), None)
-    if other is not None:
-        raise BadInput(f"the output already holds values with beta={other['beta']:g}, k={other['k']} "
-                       f"(problem {other['problem_id']!r}); this run asks for beta={beta:g}, k={k}: "
-                       "give another --output, or --fresh to start over", path=output)
-    if done:
-        info(f"spo estimate-v: resuming, {len(done)} problems already in {output}")
-
-    rstats = ReadStats()
-    todo, seen = [], set()
-    for p in read_records(problems, "problem", skip_invalid=skip_invalid, stats=rstats):
-        if p["id"] in seen:
-            raise BadInput(f"problem id {p['id']!r} appears twice", path=problems)
-        seen.add(p["id"])
-        if p["id"] not in done:
-            todo.append(p)
+    est, e2e, runtime = ESTIMATE.take(kw), E2E.take(kw), RUNTIME.take(kw)
+    with usage_errors():
+        sopts = est.sample_options(BATCH.values(kw)["batch_size"])
+    jobs = JUDGING.take(kw).jobs
+    k, beta = est.k, args.beta
+    values = ValuesOutput(out.output, beta=beta, k=k, fresh=e2e.fresh, compress=out.compress)
+    if values.done:
+        info(f"spo estimate-v: resuming, {len(values.done)} problems already in {out.output}")
+    todo = values.todo(read_records(args.problems, "problem", skip_invalid=reading.skip_invalid,
+                                    stats=ReadStats()), where=args.problems)
     if not todo:
-        info(f"spo estimate-v: nothing to do, every problem already has a value in {output}")
+        info(f"spo estimate-v: nothing to do, every problem already has a value in {out.output}")
         return
-    if threads is not None:
-        import torch
+    runtime.apply()
+    sampler = make_sampler(runtime.backend, args.model, sopts, device=runtime.device, dtype=runtime.dtype)
+    info(f"spo estimate-v: {len(todo)} problems x {k} samples from {args.model} (temperature "
+         f"{est.temperature:g}, top-p {est.top_p:g}), beta {beta:g}")
 
-        torch.set_num_threads(max(1, threads))
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    sampler = make_sampler(backend, model, opts, device=device, dtype=dtype)
-    info(f"spo estimate-v: {len(todo)} problems x {k} samples from {model} (temperature "
-         f"{temperature:g}, top-p {top_p:g}), beta {beta:g}")
-
-    new: list[dict] = []
-    pending: list[dict] = []  # finished but not yet saved (directory output)
     t0 = time.perf_counter()
     judge = Judge(jobs)
+    samples_out = e2e.samples_out
     on_samples = (lambda judged: add_shard(samples_out, judged, prefix="estimate-v")) if samples_out else None
-
-    def save() -> None:  # after each batch of problems: what is saved survives a kill
-        if to_dir and pending:
-            add_shard(out_path, pending, prefix="values")
-            pending.clear()
-        elif out_path is not None and not to_dir:
-            write_records(out_path, done_recs + new, compress)  # atomic rewrite
-
     try:
-        with progress() as bar, (open_writer("-", compress) if to_stdout else _null()) as w:
+        with progress() as bar, values:
             task = bar.add_task("estimate-v", total=len(todo) * k)
             for rec in estimate_problems(todo, sampler, judge, k=k, beta=beta, on_samples=on_samples,
-                                         on_progress=lambda n: bar.advance(task, n), on_batch_done=save):
-                if w is not None:
-                    w.write(rec)
-                    w.flush()
-                new.append(rec)
-                pending.append(rec)
+                                         on_progress=lambda n: bar.advance(task, n),
+                                         on_batch_done=values.save):
+                values.add(rec)
     finally:
         judge.close()
     dt = time.perf_counter() - t0
+    new = values.new
     if new:
         info("spo estimate-v: p_hat of the new problems: " + p_hat_histogram(r["p_hat"] for r in new))
-    info(f"spo estimate-v: {len(new)} new values ({len(done_recs) + len(new)} in all) in {dt:.0f} s"
+    info(f"spo estimate-v: {len(new)} new values ({len(values.done_recs) + len(new)} in all) in {dt:.0f} s"
          f" ({len(new) * k / max(dt, 1e-9):.1f} samples/s); judge ran {judge.runs} programs,"
          f" {judge.memo_hits} repeats reused")
 
 
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
+main.__signature__ = signature(ARGS, WRITING, ESTIMATE, E2E, JUDGING, RUNTIME, BATCH, READING,  # type: ignore[attr-defined]
+                               DEDUP)

@@ -4,7 +4,7 @@ spo_cli.judge)."""
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -24,8 +24,11 @@ def main(
     default_memory_mb: int = typer.Option(512, "--default-memory-mb", help="Memory limit (MiB) for problems that give none."),
     no_extract: bool = typer.Option(False, "--no-extract", help="Run the response as it is, without taking the program out of markdown code fences."),
     unsafe_no_isolation: bool = typer.Option(False, "--unsafe-no-isolation", help="Where Linux namespaces are unavailable, run programs with rlimits only. UNSAFE: programs can then reach the network and write files."),
-    python: Optional[str] = typer.Option(None, "--python", help="Interpreter for the programs (default: the one running spo)."),
+    python: Optional[str] = typer.Option(None, "--python", help="Interpreter for the programs (default: the base interpreter of the one running spo, never its virtual environment)."),
     sandbox: str = typer.Option("auto", "--sandbox", help="auto (the strongest that works here), namespaces (spo's own) or bwrap (bubblewrap)."),
+    memory_accounting: str = typer.Option("auto", "--memory-accounting", help="How a run's memory is counted: auto (the strongest here), cgroup2, cgroup1, or rlimit (one address space per run: programs may not start processes)."),
+    output_limit_mb: int = typer.Option(32, "--output-limit-mb", help="stdout + stderr a run may write (MiB); more is WA. The same for every test."),
+    allow_package: List[str] = typer.Option([], "--allow-package", help="Make this installed package importable in the sandbox (repeatable; its dependencies must be allowed too). Problems may allow more with their `packages` field. Nothing beyond the standard library is importable otherwise."),
     skip_invalid: bool = SkipInvalid,
     compress: Optional[str] = Compress,
 ) -> None:
@@ -42,8 +45,36 @@ def main(
     by bubblewrap where only it may create them), a read-only root, a private /tmp, seccomp,
     rlimits, an unprivileged uid when run as root; everything a run started is killed when it
     ends. spo judge refuses to run without namespaces unless --unsafe-no-isolation is given.
-    The mechanism in force is printed and recorded in each trajectory. Output order = input
-    order.
+    The mechanism in force (judge.sandbox) and the memory accounting (judge.memory) are printed
+    and recorded in each trajectory. Output order = input order.
+
+    What the judge guarantees (with isolation):
+
+    - Verdicts come from trusted code only: outputs and return values are compared outside
+    the sandbox; assert-style tests run in a separate sandboxed process that calls the
+    program's functions and gets plain data back (builtin types, rebuilt outside the
+    program). Nothing a program writes, returns or patches can make a failing test pass.
+
+    - A program never sees the tests' code or expected outputs, nor any earlier run's data;
+    its limits do not depend on the expected output.
+
+    - Only the standard library is importable, plus what --allow-package or the problem's
+    `packages` field allow.
+
+    - Memory is limited per run (all its processes, tmpfs, memfds): cgroups where writable,
+    else one address space per run.
+
+    - A program cannot end the judge or cause a judge error (JE): every trajectory gets a
+    verdict, the output is written, the exit code is 0.
+
+    - An integer in the expected output matches only the same integer.
+
+    What it does not guarantee: that the tests are good (a weak test passes wrong programs);
+    that assert-style tests behave exactly as in one process (arguments and return values are
+    copied, so in-place changes to arguments are not seen by the tests, and a test that passes
+    its own callables to the program fails); protection beyond what Linux namespaces and
+    seccomp give against a kernel exploit; memory accounting of kernel buffers (pipes, sockets)
+    in the rlimit mode.
 
     Example: spo sample -m ckpt -p problems.jsonl -n 8 | spo judge -p problems.jsonl -o traj.jsonl.zst
     """
@@ -63,12 +94,24 @@ def main(
         raise typer.BadParameter("must be > 0", param_hint="--time-scale")
     if jobs is not None and jobs < 1:
         raise typer.BadParameter("must be >= 1", param_hint="--jobs")
+    if output_limit_mb < 1:
+        raise typer.BadParameter("must be >= 1", param_hint="--output-limit-mb")
+    from spo_cli.judge.memory import CHOICES
+    from spo_cli.judge.sandbox import package_binds
+
+    if memory_accounting not in CHOICES:
+        raise typer.BadParameter(f"choose {', '.join(CHOICES)}", param_hint="--memory-accounting")
+    try:
+        package_binds(allow_package)
+    except ValueError as e:
+        raise typer.BadParameter(str(e), param_hint="--allow-package") from None
     jobs = jobs or os.cpu_count() or 1
     opts = JudgeOptions(
         partial=partial, all_tests=all_tests, strict=strict, time_scale=time_scale,
         default_time_limit=default_time_limit, default_memory_mb=default_memory_mb,
         extract=not no_extract, unsafe_no_isolation=unsafe_no_isolation, python=python,
-        sandbox=sandbox,
+        sandbox=sandbox, memory=memory_accounting, output_limit_mb=output_limit_mb,
+        allow_packages=tuple(allow_package),
     )
     pstats = ReadStats()
     by_id = index_by(read_records(problems, "problem", skip_invalid=skip_invalid, stats=pstats),
@@ -82,7 +125,8 @@ def main(
         warn("=" * 72)
     info(f"spo judge: {len(by_id)} problems, {jobs} jobs")
     if not quiet():
-        err.print(f"spo judge: sandbox {pool.mechanism}", soft_wrap=True, markup=False)
+        err.print(f"spo judge: sandbox {pool.mechanism}, memory {pool.memory}", soft_wrap=True,
+                  markup=False)
     counts: Counter = Counter()
     tstats = ReadStats()
     try:

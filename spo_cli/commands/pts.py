@@ -2,52 +2,52 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from functools import partial
 
 import typer
 
-from spo_cli.commands._options import Compress, Output, SkipInvalid
-from spo_cli.commands import _options as opts
+from spo_cli.commands._options import (JUDGING, READING, RUNTIME, WRITING, Cli, Options, cli, signature,
+                                       usage_errors)
+from spo_cli.parsing import parse_range
+from spo_cli.pts import PTSOptions
+from spo_cli.sampling.base import SampleOptions
 
 
-def _range(text: str) -> tuple[float, float]:
-    try:
-        lo, hi = (float(x) for x in text.replace(":", ",").split(","))
-    except ValueError:
-        raise typer.BadParameter(f"want LO,HI such as 0.2,0.8, got {text!r}", param_hint="--p-range") from None
-    return lo, hi
+@dataclass(kw_only=True)
+class Pts:
+    trajectories: str = field(default="-", metadata=cli(argument=True))
+    """Judged trajectories: file, shard directory, glob or - for stdin."""
+    model: str = field(metadata=cli("--model", "-m"))
+    """The reference model (checkpoint directory): it samples the rollouts."""
+    problems: str = field(metadata=cli("--problems", "-p"))
+    """Problems the trajectories answer (file, directory, glob)."""
+    values: str | None = None
+    """Value records (spo estimate-v): p_hat selects problems (--p-range) and gives p(0)."""
+    missing_value: str = "error"
+    """A problem without a value: error, estimate (p(0) from N rollouts, then --p-range) or skip."""
+    rollouts_out: str | None = None
+    """Also write every rollout as a judged trajectory (source pts-rollout) here."""
+    limit: int | None = None
+    """Search at most this many trajectories (after selection)."""
+    top_p: float = 1.0
+    """Rollout nucleus mass (1 = the reference policy)."""
 
 
-def main(
-    trajectories: str = typer.Argument("-", help="Judged trajectories: file, shard directory, glob or - for stdin."),
-    model: str = typer.Option(..., "--model", "-m", help="The reference model (checkpoint directory): it samples the rollouts."),
-    problems: str = typer.Option(..., "--problems", "-p", help="Problems the trajectories answer (file, directory, glob)."),
-    values: Optional[str] = typer.Option(None, "--values", help="Value records (spo estimate-v): p_hat selects problems (--p-range) and gives p(0)."),
-    output: str = Output,
-    n_rollouts: int = typer.Option(10, "-n", "--rollouts", help="N: rollouts per prefix estimate."),
-    p_gap: float = typer.Option(0.2, "--p-gap", help="Bisect a span while its success probability changes by at least this."),
-    split: str = typer.Option("logprob", "--split", help="logprob (midpoint of cumulative log-prob under the reference model) or token (token midpoint)."),
-    budget: int = typer.Option(300, "--budget", help="Most rollouts per trajectory."),
-    p_range: str = typer.Option("0.2,0.8", "--p-range", help="LO,HI: search only problems whose p_hat is in [LO, HI] (0,1: all)."),
-    all_trajectories: bool = typer.Option(False, "--all-trajectories", help="Search failed trajectories too (default: successful ones only)."),
-    missing_value: str = typer.Option("error", "--missing-value", help="A problem without a value: error, estimate (p(0) from N rollouts, then --p-range) or skip."),
-    rollouts_out: Optional[str] = typer.Option(None, "--rollouts-out", help="Also write every rollout as a judged trajectory (source pts-rollout) here."),
-    limit: Optional[int] = typer.Option(None, "--limit", help="Search at most this many trajectories (after selection)."),
-    temperature: float = typer.Option(1.0, "--temperature", "-t", help="Rollout temperature (1 = the reference policy)."),
-    top_p: float = typer.Option(1.0, "--top-p", help="Rollout nucleus mass (1 = the reference policy)."),
-    max_new_tokens: int = typer.Option(512, "--max-new-tokens", help="Most response tokens of prefix + continuation."),
-    seed: int = typer.Option(0, "--seed", help="Rollout i of prefix k of trajectory t is seeded by (seed, t, k, i)."),
-    concurrent: int = typer.Option(8, "--concurrent", help="Trajectories searched at once (their rollouts share sampling batches)."),
-    jobs: Optional[int] = opts.Jobs,
-    backend: str = opts.Backend,
-    batch_size: int = typer.Option(16, "--batch-size", help="Rollouts decoded together (hf backend)."),
-    device: str = opts.Device,
-    dtype: str = opts.Dtype,
-    threads: Optional[int] = opts.Threads,
-    skip_invalid: bool = SkipInvalid,
-    compress: Optional[str] = Compress,
-) -> None:
-    """Find pivotal tokens and write Monte-Carlo targets (MATH.md section 8).
+ARGS = Options(Pts)
+SEARCH = Options(PTSOptions, {
+    "n_rollouts": Cli(("-n", "--rollouts")),
+    "p_range": Cli(parse=partial(parse_range, lo=0.0, hi=1.0), metavar="LO,HI",
+                   help="LO,HI: search only problems whose p_hat is in [LO, HI] (0,1: all)."),
+    "successful_only": Cli(("--successful-only/--all-trajectories",)),
+    "temperature": Cli(("--temperature", "-t")),
+}, skip=("prompt_p_from_values",))
+BATCH = Options(SampleOptions, only=("batch_size",))
+
+
+def main(**kw) -> None:
+    """Find pivotal tokens and write Monte-Carlo targets (docs/math.md §8).
 
     For each selected trajectory (by default: successful ones of problems with 0.2 <= p_hat <= 0.8),
     estimate the success probability p(k) of the reference model continuing the first k response
@@ -64,50 +64,45 @@ def main(
     import time
 
     from spo_cli.console import info, progress, warn
-    from spo_cli.pts import PrefixRollouts, PTSOptions, PTSStats, pivotal_token_search
-    from spo_cli.sampling import SampleOptions, make_sampler
+    from spo_cli.pts import PrefixRollouts, PTSStats, pivotal_token_search
+    from spo_cli.sampling import make_sampler
     from spo_cli.streams import ReadStats, index_by, open_writer, read_records
-    from spo_cli.values import Judge, load_values, p_hat_histogram, parse_missing_value
+    from spo_cli.judge.client import Judge
+    from spo_cli.values import load_values, p_hat_histogram, parse_missing_value
 
-    lo, hi = _range(p_range)
+    args, out, runtime = ARGS.take(kw), WRITING.take(kw), RUNTIME.take(kw)
+    skip_invalid = READING.take(kw).skip_invalid
+    search = SEARCH.values(kw)
     try:
-        mv = parse_missing_value(missing_value, allow=("error", "estimate", "skip"))
+        mv = parse_missing_value(args.missing_value, allow=("error", "estimate", "skip"))
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--missing-value") from None
-    try:
-        opts = PTSOptions(n_rollouts=n_rollouts, p_gap=p_gap, split=split, budget=budget,
-                          p_range=None if (lo, hi) == (0.0, 1.0) and values is None else (lo, hi),
-                          successful_only=not all_trajectories, temperature=temperature,
-                          max_new_tokens=max_new_tokens, seed=seed, concurrent=concurrent)
-        sopts = SampleOptions(n=1, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-                              seed=seed, source="pts-rollout", batch_size=batch_size)
-    except ValueError as e:
-        raise typer.BadParameter(str(e)) from None
-    if values is None and opts.p_range is not None and mv.policy == "error":
+    if search["p_range"] == (0.0, 1.0) and args.values is None:
+        search["p_range"] = None  # every problem: nothing to select by
+    opts = SEARCH.build(search)
+    with usage_errors():
+        sopts = SampleOptions(n=1, temperature=opts.temperature, top_p=args.top_p,
+                              max_new_tokens=opts.max_new_tokens, seed=opts.seed, source="pts-rollout",
+                              batch_size=BATCH.values(kw)["batch_size"])
+    if args.values is None and opts.p_range is not None and mv.policy == "error":
         raise typer.BadParameter("selecting by --p-range needs --values (or --missing-value "
                                  "estimate, or --p-range 0,1)", param_hint="--values")
-    problems_by_id = index_by(read_records(problems, "problem", skip_invalid=skip_invalid), "id", "problem")
-    vals = load_values(values) if values is not None else None
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(max(1, threads))
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    sampler = make_sampler(backend, model, sopts, device=device, dtype=dtype)
-    rollouts = PrefixRollouts(sampler, temperature=temperature, seed=seed)
+    problems_by_id = index_by(read_records(args.problems, "problem", skip_invalid=skip_invalid), "id", "problem")
+    vals = load_values(args.values) if args.values is not None else None
+    runtime.apply()
+    sampler = make_sampler(runtime.backend, args.model, sopts, device=runtime.device, dtype=runtime.dtype)
+    rollouts = PrefixRollouts(sampler, temperature=opts.temperature, seed=opts.seed)
     rstats = ReadStats()
     stats = PTSStats()
-    src = read_records(trajectories, "trajectory", skip_invalid=skip_invalid, stats=rstats)
-    info(f"spo pts: N={n_rollouts}, p_gap={p_gap:g}, split={split}, budget {budget} rollouts per "
-         f"trajectory, p_hat range {opts.p_range or 'all'}")
-    judge = Judge(jobs)
+    src = read_records(args.trajectories, "trajectory", skip_invalid=skip_invalid, stats=rstats)
+    info(f"spo pts: N={opts.n_rollouts}, p_gap={opts.p_gap:g}, split={opts.split}, budget {opts.budget} "
+         f"rollouts per trajectory, p_hat range {opts.p_range or 'all'}")
+    judge = Judge(JUDGING.take(kw).jobs)
     t0 = time.perf_counter()
     written = 0
     try:
-        with progress() as bar, open_writer(output, compress) as w, \
-                (open_writer(rollouts_out, compress) if rollouts_out else _null()) as rw:
+        with progress() as bar, open_writer(out.output, out.compress) as w, \
+                (open_writer(args.rollouts_out, out.compress) if args.rollouts_out else nullcontext()) as rw:
             t_roll = bar.add_task("rollouts", total=None)
             t_traj = bar.add_task("trajectories", total=None)
 
@@ -115,7 +110,7 @@ def main(
                 bar.advance(t_roll if kind == "rollouts" else t_traj, n)
 
             for rec in pivotal_token_search(src, problems_by_id, rollouts, judge, opts, values=vals,
-                                            missing=mv.policy, stats=stats, limit=limit,
+                                            missing=mv.policy, stats=stats, limit=args.limit,
                                             on_progress=on_progress,
                                             on_rollouts=rw.write_many if rw is not None else None):
                 w.write(rec)
@@ -140,9 +135,4 @@ def main(
         info(f"spo pts: {stats.retokenized} trajectories re-tokenized with the reference tokenizer")
 
 
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
+main.__signature__ = signature(ARGS, WRITING, SEARCH, BATCH, JUDGING, RUNTIME, READING)  # type: ignore[attr-defined]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import List, Optional
 
 import orjson
 import typer
 
-from spo_cli.commands._options import Compress, Dedup, Output, SkipInvalid
+from spo_cli.commands._options import DEDUP, READING, WRITING, Options, cli, signature
 
 app = typer.Typer(
     help="Look at, check, convert and combine record files and corpora.\n\n"
@@ -19,33 +20,56 @@ app = typer.Typer(
 KINDS = ["problem", "trajectory", "value"]
 
 
-def _kind(kind: Optional[str]) -> Optional[str]:
-    if kind is not None and kind not in KINDS:
-        raise typer.BadParameter(f"choose one of {', '.join(KINDS)}", param_hint="--kind")
-    return kind
+def _kind(text: str, option: str) -> str:
+    if text not in KINDS:
+        raise typer.BadParameter(f"choose one of {', '.join(KINDS)}", param_hint=option)
+    return text
 
 
-@app.command("cat")
-def cat(
-    inputs: List[str] = typer.Argument(None, help="Files, shard directories, globs or - (default: stdin)."),
-    output: str = Output,
-    kind: Optional[str] = typer.Option(
-        None, "--kind", "-k",
-        help="Validate as problem, trajectory or value. 'problem' also converts CodeContests, "
-        "TACO, HumanEval and MBPP rows into Problem records.",
-    ),
-    dedup: bool = Dedup,
-    min_reward: Optional[float] = typer.Option(
-        None, "--min-reward",
-        help="Keep only judged trajectories with reward >= this (e.g. 1 for the correct ones, as "
-        "the paper's offline corpus); unjudged ones are dropped too.",
-    ),
-    source: Optional[List[str]] = typer.Option(
-        None, "--source", help="Keep only records with this source (repeatable; e.g. human, ref).",
-    ),
-    skip_invalid: bool = SkipInvalid,
-    compress: Optional[str] = Compress,
-) -> None:
+@dataclass
+class Inputs:
+    inputs: list[str] = field(default_factory=list, metadata=cli(argument=True))
+    """Files, shard directories, globs or - (default: stdin)."""
+
+
+@dataclass
+class Cat:
+    kind: str | None = field(default=None, metadata=cli("--kind", "-k", parse=_kind))
+    """Validate as problem, trajectory or value. 'problem' also converts CodeContests, TACO,
+    HumanEval and MBPP rows into Problem records."""
+    min_reward: float | None = None
+    """Keep only judged trajectories with reward >= this (e.g. 1 for the correct ones, as the
+    paper's offline corpus); unjudged ones are dropped too."""
+    source: list[str] = field(default_factory=list)
+    """Keep only records with this source (e.g. human, ref)."""
+
+
+@dataclass
+class Check:
+    kind: str = field(default="trajectory", metadata=cli("--kind", "-k", parse=_kind))
+    """problem, trajectory or value."""
+
+
+@dataclass
+class Solutions:
+    problems: list[str] = field(default_factory=list, metadata=cli(argument=True))
+    """Problem files (any supported layout) or - (default: stdin)."""
+    incorrect: bool = field(default=False, metadata=cli("--incorrect/--correct"))
+    """Take the problems' incorrect_solutions instead of solutions."""
+    source: str = "human"
+    """The trajectories' source label."""
+
+
+@dataclass
+class Schema:
+    kind: str = field(default="trajectory", metadata=cli(argument=True, parse=_kind))
+    """problem, trajectory or value."""
+
+
+INPUTS, CAT, CHECK, SOLUTIONS, SCHEMA = (Options(c) for c in (Inputs, Cat, Check, Solutions, Schema))
+
+
+def cat(**kw) -> None:
     """Stream records from the inputs to one output: convert, validate, filter, deduplicate, compress.
 
     Writing to a directory adds a new shard to it atomically, so a cron job can grow a corpus:
@@ -55,12 +79,13 @@ def cat(
     from spo_cli.console import info
     from spo_cli.streams import ReadStats, open_writer, read_records
 
+    inputs, a, out = INPUTS.take(kw).inputs, CAT.take(kw), WRITING.take(kw)
     stats = ReadStats()
-    keep = record_filter(min_reward, source)
+    keep = record_filter(a.min_reward, a.source)
     dropped = 0
-    with open_writer(output, compress) as w:
-        for rec in read_records(inputs or "-", _kind(kind), skip_invalid=skip_invalid,
-                                dedup=dedup, stats=stats):
+    with open_writer(out.output, out.compress) as w:
+        for rec in read_records(inputs or "-", a.kind, skip_invalid=READING.take(kw).skip_invalid,
+                                dedup=DEDUP.take(kw).dedup, stats=stats):
             if keep is None or keep(rec):
                 w.write(rec)
             else:
@@ -87,18 +112,15 @@ def record_filter(min_reward: Optional[float], sources: Optional[List[str]]):
     return keep
 
 
-@app.command("check")
-def check(
-    inputs: List[str] = typer.Argument(None, help="Files, shard directories, globs or - (default: stdin)."),
-    kind: str = typer.Option("trajectory", "--kind", "-k", help="problem, trajectory or value."),
-) -> None:
+def check(**kw) -> None:
     """Validate records; print counts as JSON on stdout. Exit 2 if any record is invalid."""
     from spo_cli.console import err
     from spo_cli.streams import ReadStats, read_records
 
+    inputs, kind = INPUTS.take(kw).inputs, CHECK.take(kw).kind
     stats = ReadStats()
     judged = rewards = 0.0
-    for rec in read_records(inputs or "-", _kind(kind), skip_invalid=True, stats=stats):
+    for rec in read_records(inputs or "-", kind, skip_invalid=True, stats=stats):
         if kind == "trajectory" and rec.get("reward") is not None:
             judged += 1
             rewards += rec["reward"]
@@ -113,15 +135,7 @@ def check(
         raise typer.Exit(2)
 
 
-@app.command("solutions")
-def solutions(
-    problems: List[str] = typer.Argument(None, help="Problem files (any supported layout) or - (default: stdin)."),
-    output: str = Output,
-    incorrect: bool = typer.Option(False, "--incorrect/--correct",
-                                   help="Take the problems' incorrect_solutions instead of solutions."),
-    source: str = typer.Option("human", "--source", help="The trajectories' source label."),
-    compress: Optional[str] = Compress,
-) -> None:
+def solutions(**kw) -> None:
     """Turn the known solutions of problems into (unjudged) trajectories: human data for an
     offline corpus. Pipe them through `spo judge` to give them rewards:
 
@@ -131,21 +145,29 @@ def solutions(
     from spo_cli.schema import new_trajectory, prompt_text
     from spo_cli.streams import open_writer, read_records
 
-    field = "incorrect_solutions" if incorrect else "solutions"
+    a, out = SOLUTIONS.take(kw), WRITING.take(kw)
+    key = "incorrect_solutions" if a.incorrect else "solutions"
     n = 0
-    with open_writer(output, compress) as w:
-        for p in read_records(problems or "-", "problem"):
-            for k, code in enumerate(p.get(field) or []):
+    with open_writer(out.output, out.compress) as w:
+        for p in read_records(a.problems or "-", "problem"):
+            for k, code in enumerate(p.get(key) or []):
                 w.write(new_trajectory(problem_id=p["id"], prompt=prompt_text(p["prompt"]), response=code,
-                                       source=source, policy_version=None,
-                                       sampler={"model": source, "index": k}))
+                                       source=a.source, policy_version=None,
+                                       sampler={"model": a.source, "index": k}))
                 n += 1
     info(f"spo records solutions: {n} trajectories")
 
 
-@app.command("schema")
-def schema(kind: str = typer.Argument("trajectory", help="problem, trajectory or value.")) -> None:
+def schema(**kw) -> None:
     """Print the fields of a record type: name, type, required or optional, meaning."""
     from spo_cli.schema import describe
 
-    typer.echo(describe(_kind(kind)))
+    typer.echo(describe(SCHEMA.take(kw).kind))
+
+
+for _name, _fn, _groups in [("cat", cat, (INPUTS, WRITING, CAT, DEDUP, READING)),
+                            ("check", check, (INPUTS, CHECK)),
+                            ("solutions", solutions, (SOLUTIONS, WRITING)),
+                            ("schema", schema, (SCHEMA,))]:
+    _fn.__signature__ = signature(*_groups)  # type: ignore[attr-defined]
+    app.command(_name)(_fn)

@@ -1,13 +1,17 @@
-"""`spo sample`: draw trajectories for problems from a model (thin layer over spo_cli.sampling)."""
+"""`spo sample`: draw trajectories for problems from a model (thin layer over spo_cli.sampling).
+
+Its options are generated from spo_cli.sampling.SampleOptions and the dataclasses below."""
 
 from __future__ import annotations
 
-from typing import List, Optional
+from dataclasses import dataclass, field
+from functools import partial
 
 import typer
 
-from spo_cli.commands._options import Compress, Output, SkipInvalid
-from spo_cli.commands import _options as opts
+from spo_cli.commands._options import READING, RUNTIME, WRITING, Cli, Options, cli, signature
+from spo_cli.parsing import parse_range
+from spo_cli.sampling.base import SampleOptions
 
 
 def _unescape(s: str) -> str:
@@ -23,38 +27,60 @@ def _unescape(s: str) -> str:
     return "".join(out)
 
 
-def main(
-    model: str = typer.Option(..., "--model", "-m", help="Hugging Face checkpoint directory (local; nothing is downloaded)."),
-    problems: str = typer.Option("-", "--problems", "-p", help="Problems: file, shard directory, glob or - for stdin (CodeContests/TACO/HumanEval/MBPP rows accepted)."),
-    output: str = Output,
-    n: int = typer.Option(1, "-n", "--n", help="Samples per problem."),
-    temperature: Optional[float] = typer.Option(None, "--temperature", "-t", help="Sampling temperature (default 1.0; 0 = greedy)."),
-    temperature_range: Optional[str] = typer.Option(None, "--temperature-range", help="LO,HI: each sample draws its temperature uniformly from [LO, HI] (online SPO). Excludes --temperature."),
-    top_p: float = typer.Option(1.0, "--top-p", help="Nucleus sampling mass (1 = off)."),
-    max_new_tokens: int = opts.MaxNewTokens,
-    seed: int = typer.Option(0, "--seed", help="Run seed: sample k of problem id uses a seed derived from (seed, id, k), so output does not depend on batching."),
-    backend: str = opts.Backend,
-    stop: Optional[List[str]] = typer.Option(None, "--stop", help="Stop string (repeatable; \\n and \\t understood). The token completing it is kept."),
-    system: Optional[str] = typer.Option(None, "--system", help="System message (chat template) or first paragraph (plain template)."),
-    template: Optional[str] = typer.Option(None, "--template", help="File holding the user-message template; {prompt} and {problem_id} are replaced."),
-    no_chat_template: bool = typer.Option(False, "--no-chat-template", help="Use the plain template even if the tokenizer has a chat template."),
-    ref: bool = typer.Option(False, "--ref", help="Mark trajectories source=ref (samples of the reference policy) instead of online."),
-    policy_version: int = typer.Option(0, "--policy-version", help="policy_version stamped on every trajectory."),
-    batch_size: int = opts.BatchSize,
-    device: str = opts.Device,
-    dtype: str = opts.Dtype,
-    threads: Optional[int] = opts.Threads,
-    skip_invalid: bool = SkipInvalid,
-    compress: Optional[str] = Compress,
-    serve: bool = typer.Option(False, "--serve", help="Run as a rollout worker for spo train --async: sample continuously with the newest weights learners send, judge inline, hand judged trajectories to learners over HTTP (--output unused; with --ref it keeps sampling the reference policy; see docs/async.md)."),
-    host: str = typer.Option("127.0.0.1", "--host", help="With --serve: address to listen on; anything but loopback needs a token."),
-    port: int = typer.Option(8471, "--port", help="With --serve: port (0: any free one); the URL goes to stdout as a JSON line."),
-    token: Optional[str] = typer.Option(None, "--token", help="With --serve: token learners must send (default: $SPO_TOKEN; prefer the variable, a command line is visible in ps)."),
-    spool: Optional[str] = typer.Option(None, "--spool", help="With --serve: corpus directory that receives every rollout (a new shard per round)."),
-    queue_size: int = typer.Option(64, "--queue-size", help="With --serve: judged trajectories kept for learners; sampling pauses when full (rollouts age while they wait: a few learner steps' worth is enough)."),
-    weights_dir: Optional[str] = typer.Option(None, "--weights-dir", help="With --serve: also take weights by path, from safetensors files under this shared directory."),
-    judge_jobs: int = typer.Option(2, "--judge-jobs", help="With --serve: parallel judge processes."),
-) -> None:
+@dataclass
+class Sample:
+    model: str = field(metadata=cli("--model", "-m"))
+    """Hugging Face checkpoint directory (local; nothing is downloaded)."""
+    problems: str = field(default="-", metadata=cli("--problems", "-p"))
+    """Problems: file, shard directory, glob or - for stdin (CodeContests/TACO/HumanEval/MBPP rows
+    accepted)."""
+    template: str | None = None
+    """File holding the user-message template; {prompt} and {problem_id} are replaced."""
+    ref: bool = field(default=False, metadata=cli("--ref"))
+    """Mark trajectories source=ref (samples of the reference policy) instead of online."""
+
+
+@dataclass
+class Serve:
+    serve: bool = field(default=False, metadata=cli("--serve"))
+    """Run as a rollout worker for spo train --async: sample continuously with the newest weights
+    learners send, judge inline, hand judged trajectories to learners over HTTP (--output unused;
+    with --ref it keeps sampling the reference policy; see docs/async.md)."""
+    host: str = "127.0.0.1"
+    """With --serve: address to listen on; anything but loopback needs a token."""
+    port: int = 8471
+    """With --serve: port (0: any free one); the URL goes to stdout as a JSON line."""
+    token: str | None = None
+    """With --serve: token learners must send (default: $SPO_TOKEN; prefer the variable, a command
+    line is visible in ps)."""
+    spool: str | None = None
+    """With --serve: corpus directory that receives every rollout (a new shard per round)."""
+    queue_size: int = 64
+    """With --serve: judged trajectories kept for learners; sampling pauses when full (rollouts age
+    while they wait: a few learner steps' worth is enough)."""
+    weights_dir: str | None = None
+    """With --serve: also take weights by path, from safetensors files under this shared
+    directory."""
+    judge_jobs: int = 2
+    """With --serve: parallel judge processes."""
+
+
+SAMPLE = Options(Sample)
+OPTIONS = Options(SampleOptions, {
+    "n": Cli(("-n", "--n")),
+    "temperature": Cli(("--temperature", "-t"), default=None, help="Sampling temperature (0 = greedy)."),
+    "temperature_range": Cli(parse=partial(parse_range, lo=0.0), metavar="LO,HI",
+                             help="LO,HI: each sample draws its temperature uniformly from [LO, HI] "
+                                  "(online SPO). Excludes --temperature."),
+    "stop": Cli(parse=lambda text, option: _unescape(text),
+                help="Stop string (\\n and \\t understood): a sample ends with the token that "
+                     "completes one (the token is kept)."),
+    "use_chat_template": Cli(("--chat-template/--no-chat-template",)),
+}, skip=("template", "source"))
+SERVE = Options(Serve)
+
+
+def main(**kw) -> None:
     """Sample trajectories for problems from a model; write them as JSONL (stdout by default).
 
     Each trajectory has the response text, prompt_ids / response_ids, the tokenizer's
@@ -73,70 +99,51 @@ def main(
 
     from spo_cli.console import info, progress
     from spo_cli.errors import BadInput
-    from spo_cli.sampling import SampleOptions, make_sampler, parse_temperature_range
+    from spo_cli.sampling import make_sampler
     from spo_cli.streams import ReadStats, open_writer, read_records
 
-    if temperature is not None and temperature_range is not None:
+    if kw["temperature"] is not None and kw["temperature_range"] is not None:
         raise typer.BadParameter("give --temperature or --temperature-range, not both",
                                  param_hint="--temperature-range")
+    args, out, reading, serve = SAMPLE.take(kw), WRITING.take(kw), READING.take(kw), SERVE.take(kw)
+    runtime = RUNTIME.take(kw)
     template_text = None
-    if template is not None:
+    if args.template is not None:
         try:
-            template_text = Path(template).read_text(encoding="utf-8")
+            template_text = Path(args.template).read_text(encoding="utf-8")
         except OSError as e:
-            raise BadInput(f"cannot read the template: {e.strerror}", path=template) from None
+            raise BadInput(f"cannot read the template: {e.strerror}", path=args.template) from None
         if "{prompt}" not in template_text:
-            raise BadInput("the template has no {prompt} placeholder", path=template)
-    try:
-        t_range = parse_temperature_range(temperature_range) if temperature_range else None
-    except ValueError as e:
-        raise typer.BadParameter(str(e), param_hint="--temperature-range") from None
-    try:
-        opts = SampleOptions(
-            n=n,
-            temperature=1.0 if temperature is None else temperature,
-            temperature_range=t_range,
-            top_p=top_p,
-            max_new_tokens=max_new_tokens,
-            seed=seed,
-            stop=tuple(_unescape(s) for s in stop or ()),
-            system=system,
-            template=template_text,
-            use_chat_template=not no_chat_template,
-            source="ref" if ref else "online",
-            policy_version=policy_version,
-            batch_size=batch_size,
-        )
-    except ValueError as e:
-        raise typer.BadParameter(str(e)) from None
-    if backend not in ("hf", "vllm"):
-        raise typer.BadParameter("choose hf or vllm", param_hint="--backend")
-    if threads is not None:
-        import torch
+            raise BadInput("the template has no {prompt} placeholder", path=args.template)
+    opts = OPTIONS.take(kw, template=template_text, source="ref" if args.ref else "online")
+    runtime.apply()
+    model, backend = args.model, runtime.backend
 
-        torch.set_num_threads(max(1, threads))
+    def sampler():
+        return make_sampler(backend, model, opts, device=runtime.device, dtype=runtime.dtype)
 
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # people's output stays ours: one line, then our bar
-    if serve:  # a long-running rollout worker (spo_cli/serve)
+    if serve.serve:  # a long-running rollout worker (spo_cli/serve)
         from spo_cli.serve.server import run_worker
 
-        run_worker(lambda: make_sampler(backend, model, opts, device=device, dtype=dtype), problems, host=host,
-                   port=port, token=token, weights_dir=weights_dir, skip_invalid=skip_invalid, n=n, rows=batch_size,
-                   queue_size=queue_size, seed=seed, judge_jobs=judge_jobs, spool=spool,
-                   reference=ref)
+        run_worker(sampler, args.problems, host=serve.host, port=serve.port,
+                   token=serve.token, weights_dir=serve.weights_dir, skip_invalid=reading.skip_invalid,
+                   n=opts.n, rows=opts.batch_size, queue_size=serve.queue_size, seed=opts.seed,
+                   judge_jobs=serve.judge_jobs, spool=serve.spool, reference=args.ref)
         return
-    sampler = make_sampler(backend, model, opts, device=device, dtype=dtype)
-    info(f"spo sample: {backend} backend, model {model}, {n} per problem")
+    smp = sampler()
+    info(f"spo sample: {backend} backend, model {model}, {opts.n} per problem")
     stats = ReadStats()
     written = 0
-    with progress() as bar, open_writer(output, compress) as w:
+    with progress() as bar, open_writer(out.output, out.compress) as w:
         task = bar.add_task("sampling", total=None)
-        for rec in sampler.iter_sample(read_records(problems, "problem", skip_invalid=skip_invalid, stats=stats)):
+        for rec in smp.iter_sample(read_records(args.problems, "problem", skip_invalid=reading.skip_invalid,
+                                              stats=stats)):
             w.write(rec)
             written += 1
             bar.advance(task)
     info(f"spo sample: {written} trajectories for {stats.records} problems")
     if stats.invalid:
         info(f"spo sample: {stats.summary()}")
+
+
+main.__signature__ = signature(SAMPLE, WRITING, OPTIONS, RUNTIME, READING, SERVE)  # type: ignore[attr-defined]

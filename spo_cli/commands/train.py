@@ -1,43 +1,35 @@
 """`spo train`: SPO (or the PPO baseline) on any mix of offline corpora and online rollouts.
 
-The options are generated from spo_cli.train.config.TrainConfig, so the config written into the
-run directory, the --help text and the man page all come from one place.
+The options are generated from the configs in spo_cli.train.config (TrainConfig; with --async also
+AsyncConfig and LaunchConfig), so the config written into the run directory, the --help text and
+the man page all come from one place.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
-from typing import List, Optional
 
 import typer
 
-from spo_cli.train.config import FIELD_DOCS, TrainConfig
+from spo_cli.commands._config_options import changed, options, take
+from spo_cli.train.config import AsyncConfig, LaunchConfig, TrainConfig
 
 SHORT = {"model": ["--model", "-m"], "out": ["--out", "-o"], "problems": ["--problems", "-p"]}
 
 
 def _options() -> list[inspect.Parameter]:
-    params = []
-    for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        names = SHORT.get(f.name, [flag])
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        help_ = FIELD_DOCS.get(f.name, "")
-        if isinstance(default, list):
-            ann, opt = Optional[List[str]], typer.Option(None, *names, help=help_ + " (repeatable)")
-        elif isinstance(default, bool):
-            ann, opt = bool, typer.Option(default, f"{flag}/--no-{flag[2:]}", help=help_)
-        else:
-            ann, opt = type(default), typer.Option(default, *names, help=help_)
-        params.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=ann))
-    params.append(inspect.Parameter(
-        "resume", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
-        default=typer.Option(False, "--resume", help="Continue the run in --out from its latest checkpoint, "
-                             "exactly as if it had not stopped.")))
-    from spo_cli.train import launch  # the --async options (spo_cli/train/launch.py)
+    def switch(name: str, option) -> inspect.Parameter:
+        return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=option)
 
-    return params + launch.options()
+    return [
+        *options(TrainConfig, names=SHORT),
+        switch("resume", typer.Option(False, "--resume", help="Continue the run in --out from its latest "
+                                      "checkpoint, exactly as if it had not stopped.")),
+        switch("async_", typer.Option(False, "--async", help="Learn from rollout workers (spo sample --serve) "
+                                      "asynchronously; learners launched with accelerate. See docs/async.md.")),
+        *options(AsyncConfig),
+        *options(LaunchConfig),
+    ]
 
 
 def main(**kwargs) -> None:
@@ -51,20 +43,18 @@ def main(**kwargs) -> None:
     Example (half-online SPO on the built-in benchmark):
     spo train -m MODEL -p train.jsonl --values values.jsonl --offline corpus/ --offline-ratio 0.5
     """
-    from spo_cli.train.launch import launch, take_options
+    from spo_cli.errors import BadInput
+    from spo_cli.train.launch import launch
     from spo_cli.train.run import run
 
-    resume = kwargs.pop("resume")
-    async_opts = take_options(kwargs)
-    fields = {f.name: f for f in dataclasses.fields(TrainConfig)}
-    values = {}
-    for k, v in kwargs.items():
-        if isinstance(fields[k].default, list) or fields[k].default is dataclasses.MISSING:
-            v = list(v) if v else fields[k].default_factory()  # type: ignore[misc]
-        values[k] = v
-    if async_opts is not None:
-        return launch(TrainConfig(**values), async_opts, resume=resume)
-    run(TrainConfig(**values), resume=resume)
+    resume, use_async = kwargs.pop("resume"), kwargs.pop("async_")
+    cfg, acfg, lcfg = take(TrainConfig, kwargs), take(AsyncConfig, kwargs), take(LaunchConfig, kwargs)
+    if use_async:
+        return launch(cfg, acfg, lcfg, resume=resume)
+    given = changed(acfg) + changed(lcfg)
+    if given:
+        raise BadInput(f"{given[0]} needs --async")
+    run(cfg, resume=resume)
 
 
 main.__signature__ = inspect.Signature(_options())  # type: ignore[attr-defined]

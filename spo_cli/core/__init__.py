@@ -1,4 +1,4 @@
-"""The SPO core: pure tensor math for the trainer, named after the paper (MATH.md).
+"""The SPO core: pure tensor math for the trainer, named after the paper (docs/math.md).
 
 - spo.py: the cumulative Q-parameterisation (Eq 11-12), losses (squared, cross-entropy on
   log-probabilities, sigmoid + BCE), objectives (terminal, nonterminal, advantage, mc), their

@@ -1,4 +1,4 @@
-"""Monte-Carlo estimators: the soft value of a prompt (MATH.md section 7) and pass@k (section 10).
+"""Monte-Carlo estimators: the soft value of a prompt (docs/math.md §7) and pass@k (section 10).
 
 Plain float64 numpy, so the numbers `spo estimate-v` and `spo eval` report are exact to the last
 digit and need no tensor library.
@@ -26,7 +26,7 @@ class Estimate(NamedTuple):
 
 
 def soft_value(rewards: ArrayLike, beta: float, r_max: float = 1.0) -> float:
-    """V_hat(x0) = beta log (1/K) sum_k exp(r_k / beta), r_k = reward_k - r_max (MATH.md section 7).
+    """V_hat(x0) = beta log (1/K) sum_k exp(r_k / beta), r_k = reward_k - r_max (docs/math.md §7).
 
     `rewards`: (K,) judge rewards of K samples from pi_ref, each in [0, 1]. Computed with
     logsumexp, so it is finite for any beta > 0 (binary: V_hat = -1 when every sample failed).
@@ -57,7 +57,7 @@ def soft_value_binary(p_hat: ArrayLike, beta: float) -> np.ndarray | float:
     """V_hat = beta log(p_hat + (1 - p_hat) e^{-1/beta}) for a binary reward (success r = 0, failure r = -1).
 
     Also the Monte-Carlo Q target of a prefix whose continuations succeed with probability p_hat
-    (MATH.md section 6, `mc`). Evaluated as beta * logaddexp(log p, log(1-p) - 1/beta): finite for
+    (docs/math.md §6, `mc`). Evaluated as beta * logaddexp(log p, log(1-p) - 1/beta): finite for
     every p in [0, 1] and every beta > 0.
     """
     p = np.asarray(p_hat, dtype=np.float64)
@@ -86,7 +86,7 @@ def soft_value_binary_stderr(p_hat: float, k: int, beta: float) -> float:
 
 
 def pass_at_k(n: ArrayLike, c: ArrayLike, k: int) -> np.ndarray | float:
-    """Unbiased pass@k per problem: 1 - C(n-c, k) / C(n, k) (MATH.md section 10).
+    """Unbiased pass@k per problem: 1 - C(n-c, k) / C(n, k) (docs/math.md §10).
 
     Evaluated stably as 1 - prod_{i=n-c+1..n} (1 - k/i), and 1.0 when n - c < k. `n` (samples)
     and `c` (correct) are ints or equal-length arrays; returns a float or a float64 array.

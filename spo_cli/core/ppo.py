@@ -1,4 +1,4 @@
-"""The PPO baseline (MATH.md section 9): KL-regularised per-token reward, GAE, clipped losses,
+"""The PPO baseline (docs/math.md §9): KL-regularised per-token reward, GAE, clipped losses,
 importance weights for stale behaviour policies.
 
 Same padded layout as spo.py: (B, T) tensors with a response `mask` of any layout. Typical use:
@@ -47,7 +47,7 @@ def kl_penalized_rewards(reward: Tensor, logp_old: Tensor, ref_logp: Tensor, mas
     """Per-token reward r_t = -beta log(pi_old/pi_ref)(x_t), plus the task reward at the last token.
 
     reward: (B,) judge reward; logp_old, ref_logp, mask: (B, T) -> (B, T), 0 off the response.
-    A row without response tokens gets no reward (there is no token to credit).   (MATH.md 9)
+    A row without response tokens gets no reward (there is no token to credit).   (docs/math.md §9)
     """
     m = as_bool(mask)
     dtype = torch.promote_types(logp_old.dtype, torch.float32)
@@ -96,7 +96,7 @@ def importance_weights(
     stale: Tensor | None = None,
     max_weight: float | None = None,
 ) -> Tensor:
-    """Per-token weight pi_now(x_t|x_<t) / pi_behaviour(x_t|x_<t) for stale rollouts   (MATH.md 9).
+    """Per-token weight pi_now(x_t|x_<t) / pi_behaviour(x_t|x_<t) for stale rollouts   (docs/math.md §9).
 
     logp_now: the learner's current log-probs (no gradient), logp_behaviour: those the workers
     recorded, mask: (B, T). stale: optional (B,) bool, rows more than one policy version behind;

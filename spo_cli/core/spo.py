@@ -1,4 +1,4 @@
-"""SPO: the cumulative Q-parameterisation (MATH.md section 4), its losses (5) and objectives (6).
+"""SPO: the cumulative Q-parameterisation (docs/math.md §4), its losses (5) and objectives (6).
 
 Everything here is a small pure tensor function over a padded batch:
 
@@ -14,7 +14,7 @@ Typical use in a trainer:
     loss = objective(SPOBatch(logp=..., ref_logp=..., mask=..., reward=..., v_hat=...))
     loss.backward()
 
-Where this module departs from the paper or chooses where it is silent (MATH.md "choice" points)
+Where this module departs from the paper or chooses where it is silent (docs/math.md "choice" points)
 ---------------------------------------------------------------------------------------------
 1. Rewards are shifted inside the objectives: r = reward - r_max (r_max = 1), so r <= 0 and
    exp(r/beta) is a probability. A constant shift leaves advantages and pi* unchanged.
@@ -58,7 +58,7 @@ from torch import Tensor
 from spo_cli.core.masked import as_bool, row_mean
 
 # ---------------------------------------------------------------------------------------------
-# The cumulative Q-parameterisation (MATH.md section 4)
+# The cumulative Q-parameterisation (docs/math.md §4)
 # ---------------------------------------------------------------------------------------------
 
 
@@ -92,7 +92,7 @@ def terminal_q(logp: Tensor, ref_logp: Tensor, mask: Tensor, v_hat: Tensor, beta
 
 
 def reverse_q_targets(a_hat: Tensor, r: Tensor) -> Tensor:
-    """y_t = r - sum_{s>t} sg[A_hat_s], the reverse-Q target of Q_theta(x_{1:t})   (MATH.md section 6).
+    """y_t = r - sum_{s>t} sg[A_hat_s], the reverse-Q target of Q_theta(x_{1:t})   (docs/math.md §6).
 
     a_hat: (B, T) advantage estimates (0 off the response), r: (B,) shifted reward -> (B, T), detached.
     """
@@ -123,7 +123,7 @@ def prefix_q(q: Tensor, mask: Tensor, v_hat: Tensor, index: Tensor) -> Tensor:
 def mc_value_target(p_hat: Tensor, beta: float) -> Tensor:
     """y = beta log(p_hat + (1 - p_hat) e^{-1/beta}), the Q target of a prefix that succeeds with p_hat.
 
-    MATH.md sections 6 (`mc`) and 7 (binary reward: success r = 0, failure r = -1). Finite for
+    docs/math.md §§6 (`mc`) and 7 (binary reward: success r = 0, failure r = -1). Finite for
     p_hat in [0, 1]: computed as beta * logaddexp(log p, log(1 - p) - 1/beta).
     """
     p = p_hat.clamp(0.0, 1.0)
@@ -131,7 +131,7 @@ def mc_value_target(p_hat: Tensor, beta: float) -> Tensor:
 
 
 # ---------------------------------------------------------------------------------------------
-# Losses (MATH.md section 5): elementwise, prediction y_hat regressed on a detached target y
+# Losses (docs/math.md §5): elementwise, prediction y_hat regressed on a detached target y
 # ---------------------------------------------------------------------------------------------
 
 
@@ -141,7 +141,7 @@ def squared_loss(pred: Tensor, target: Tensor) -> Tensor:
 
 
 def ce_logprob_loss(pred: Tensor, target: Tensor, beta: float, eps: float = 1e-3) -> Tensor:
-    """Cross-entropy between log-probabilities: p = exp(y_hat/beta), q = exp(y/beta)   (MATH.md 5).
+    """Cross-entropy between log-probabilities: p = exp(y_hat/beta), q = exp(y/beta)   (docs/math.md §5).
 
     l = -[q * min(y_hat, 0)/beta + (1 - q) * log(1 - exp(y_hat_c/beta))], y_hat_c = min(y_hat, -eps*beta)
     in the forward pass with a straight-through gradient (backward ignores the clip); the target
@@ -163,7 +163,7 @@ def ce_logprob_loss(pred: Tensor, target: Tensor, beta: float, eps: float = 1e-3
 
 
 def sigmoid_bce_loss(pred: Tensor, target: Tensor) -> Tensor:
-    """BCE(sigma(y_hat), sigma(y)): both sides of an equation warped by the sigmoid   (MATH.md 5).
+    """BCE(sigma(y_hat), sigma(y)): both sides of an equation warped by the sigmoid   (docs/math.md §5).
 
     Computed from logits (stable for any finite input). Elementwise; the target is detached.
     """
@@ -173,7 +173,7 @@ def sigmoid_bce_loss(pred: Tensor, target: Tensor) -> Tensor:
 
 
 # ---------------------------------------------------------------------------------------------
-# Batches and objectives (MATH.md section 6)
+# Batches and objectives (docs/math.md §6)
 # ---------------------------------------------------------------------------------------------
 
 

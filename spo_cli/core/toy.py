@@ -1,7 +1,7 @@
 """Enumerable token trees: every response listed, soft-RL quantities computed exactly.
 
 A problem small enough to solve by enumeration (a few tokens, a few steps) is where the identities
-of MATH.md can be checked to machine precision and where an objective can be shown to converge
+of docs/math.md can be checked to machine precision and where an objective can be shown to converge
 to pi*. A tabular policy is a table of logits, one row per internal node (non-terminal prefix):
 `logits (N, V)`, and any distribution over the listed responses has exactly one such table (up to
 a constant per row), so a tabular policy can represent pi* exactly.
@@ -12,7 +12,7 @@ a constant per row), so a tabular policy can represent pi* exactly.
     star = tree.optimal_logits(ref, r, beta)             # pi* as a table
     tree.token_logp(star)                                # (S, L) the padded log-prob layout of spo.py
 
-Rewards here are already shifted (r <= 0, MATH.md section 1). Everything is float64.
+Rewards here are already shifted (r <= 0, docs/math.md §1). Everything is float64.
 """
 
 from __future__ import annotations

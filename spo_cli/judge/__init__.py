@@ -6,9 +6,11 @@ Library API (what `spo judge`, the trainer and `spo sample --serve` call):
     fields = judge_response(problem, response, JudgeOptions(partial=True))
     for traj in judge_stream(trajectories, problems_by_id, JudgeOptions(), jobs=8): ...
 
-Modules: extract (program out of a response), compare (CodeContests output rule), sandbox (the
-judge's side of the isolated runners), zygote (the runner itself, a standalone script), runner
-(test plans, verdicts, parallel streaming).
+Modules: extract (program out of a response), compare (CodeContests output rule, exact
+integers), plain (the plain-data codec every value crosses the sandbox boundary in), memory (how
+a run's memory is counted: cgroup v2, cgroup v1, one address space), sandbox (the judge's side of
+the isolated runners), zygote (the runner itself, a standalone script: the program's process
+and, for assert-style tests, the tester's), runner (test plans, verdicts, parallel streaming).
 
 Where this departs from the paper: the paper takes the reward as given (pass/fail of the tests).
 Here a judge error (JE: the sandbox failed, not the program) gives reward null, so a trainer can

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from spo_cli.errors import BadInput, SpoError
+from spo_cli.judge.outcome import JUDGE_ERROR, is_usable, outcome
 from spo_cli.judge.runner import JudgeOptions, MissingProblem, SandboxPool, judge_stream
 from spo_cli.judge.sandbox import SandboxUnavailable
 
@@ -39,7 +40,7 @@ def open_pool(opts: JudgeOptions, jobs: int | None = None) -> SandboxPool:
     `opts.unsafe_no_isolation` is off."""
     try:
         return SandboxPool(jobs, python=opts.python, unsafe_no_isolation=opts.unsafe_no_isolation,
-                           sandbox=opts.sandbox)
+                           sandbox=opts.sandbox, memory=opts.memory)
     except SandboxUnavailable as e:
         raise SpoError(f"cannot judge: {e}") from None
 
@@ -108,7 +109,7 @@ class Judge:
                 got = {f: judged.get(f) for f in JUDGE_FIELDS}
                 for i in rest:
                     out[i] = _reuse(out[i], got)
-                if judged.get("verdict") != "JE":
+                if outcome(judged) != JUDGE_ERROR:
                     if len(self._memo) >= self._memo_size:
                         self._memo.pop(next(iter(self._memo)))
                     self._memo[key] = got
@@ -157,6 +158,6 @@ def rollouts(sampler: Any, problems: Sequence[dict], judge: Judge, *, n: int | N
     t1 = time.perf_counter()
     judged = list(judge(trajs, {p["id"]: p for p in problems}))
     t2 = time.perf_counter()
-    usable = [t for t in judged if t.get("reward") is not None]  # reward null: a judge error
+    usable = [t for t in judged if is_usable(t)]  # a judge error is no evidence
     tokens = sum(len(t.get("response_ids") or ()) for t in trajs)
     return Rollouts(judged, usable, t1 - t0, t2 - t1, tokens)

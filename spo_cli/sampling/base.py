@@ -6,9 +6,9 @@ draw seeds and temperatures, and build Trajectory records in exactly the same wa
 
 The behaviour log-probs (`logprobs` on each record) are those of the RAW model: for each response
 token x_t, log softmax(logits)[x_t] of the model's logits at temperature 1 with no top-p, computed
-in fp32, i.e. log pi_theta(x_t | x_<t) of MATH.md. Temperature and top-p only decide which token is
+in fp32, i.e. log pi_theta(x_t | x_<t) of docs/math.md. Temperature and top-p only decide which token is
 drawn; they do not enter the recorded number. SPO's pi_theta (Eq 11) and the importance weights of
-PPO (MATH.md section 9) are both about the raw model, and the trainer computes its own log-probs
+PPO (docs/math.md §9) are both about the raw model, and the trainer computes its own log-probs
 the same way, so the two are directly comparable.
 
 Seeds. Sample k of problem `id` under run seed S uses its own seed, a hash of (S, id, k), and its

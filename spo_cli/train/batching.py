@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from spo_cli.errors import BadInput
+from spo_cli.judge.outcome import judged_reward
 
 
 @dataclass
@@ -51,9 +52,10 @@ class Tokenizing:
         self.truncated = 0
 
     def __call__(self, rec: dict, v_hat: float, source: str | None = None) -> Example:
-        reward = rec.get("reward")
+        reward = judged_reward(rec)
         if reward is None:
-            raise BadInput(f"trajectory {rec.get('id')} of problem {rec['problem_id']} is not judged (reward null)")
+            raise BadInput(f"trajectory {rec.get('id')!r} of problem {rec['problem_id']!r} is a judge error "
+                           "(reward null): there is nothing to learn from it")
         ids = self.tokens.trajectory(rec, self.problems.get(rec["problem_id"]))
         p_ids, r_ids = ids.prompt_ids, ids.response_ids
         if ids.reused:

@@ -1,8 +1,12 @@
-"""The one typed config of `spo train`. Every field's docstring is its --help text.
+"""The typed configs of `spo train`. Every field's docstring is its --help text, and the command's
+options are generated from these dataclasses (spo_cli/commands/train.py).
 
-The resolved config is written to `run/config.json`; `--resume` refuses a config that changes
-anything that would make the resumed run differ from an uninterrupted one (RESUME_MAY_CHANGE lists
-what may change).
+    TrainConfig    what is learnt, from what, how: the run (written to run/config.json)
+    AsyncConfig    --async: where the rollouts come from and how weights go out (run/async.json)
+    LaunchConfig   --async: how the learner processes are launched (accelerate)
+
+`--resume` refuses a TrainConfig that changes anything that would make the resumed run differ from
+an uninterrupted one (RESUME_MAY_CHANGE lists what may change).
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
+from spo_cli.errors import BadInput
+
 
 @dataclass
 class TrainConfig:
@@ -20,16 +26,16 @@ class TrainConfig:
     out: str = "runs/spo"
     """Run directory: config.json, metrics.jsonl, checkpoints/, corpus/ (online rollouts)."""
     problems: list[str] = field(default_factory=list)
-    """Problems to sample online rollouts for (and to format prompts of offline text)."""
+    """Problems to sample online rollouts for (and to format prompts of offline text). (repeatable)"""
     values: list[str] = field(default_factory=list)
-    """Value records (spo estimate-v) giving V_hat(x0) per problem."""
+    """Value records (spo estimate-v) giving V_hat(x0) per problem. (repeatable)"""
     missing_value: str = "error"
     """A problem without a Value record: 'error', 'fallback:<v>' (use v as V_hat) or 'estimate'
     (sample --value-k reference responses for it when first needed)."""
     value_k: int = 32
     """Reference samples per problem when --missing-value estimate."""
     offline: list[str] = field(default_factory=list)
-    """Offline corpora: judged trajectory files, shard directories or globs."""
+    """Offline corpora: judged trajectory files, shard directories or globs. (repeatable)"""
     offline_ratio: float = -1.0
     """Fraction of each batch drawn from the offline corpus (0.5 = the paper's half-online).
     Default: 1 with only offline data, 0 with only problems, 0.5 with both."""
@@ -37,11 +43,11 @@ class TrainConfig:
     """spo or ppo (the baseline: value model, GAE, KL-regularised reward, clipped ratios)."""
     loss: list[str] = field(default_factory=lambda: ["terminal:ce"])
     """SPO objectives, per data source: 'terminal:ce' (all sources), or 'online=terminal:ce',
-    'offline=terminal:sq+mc:ce*0.5', '*=...' (any other source). See spo_cli/core/spo.py."""
+    'offline=terminal:sq+mc:ce*0.5', '*=...' (any other source). See spo_cli/core/spo.py. (repeatable)"""
     beta: float = 0.1
-    """KL temperature beta of soft RL (MATH.md)."""
+    """KL temperature beta of soft RL (docs/math.md)."""
     eps: float = 1e-3
-    """Clipping of the cross-entropy loss (MATH.md section 5)."""
+    """Clipping of the cross-entropy loss (docs/math.md §5)."""
     steps: int = 100
     """Optimiser steps."""
     batch_size: int = 16
@@ -117,9 +123,12 @@ class TrainConfig:
         c = dataclasses.replace(self)
         if c.offline_ratio < 0:
             c.offline_ratio = 1.0 if c.offline and not c.problems else (0.5 if c.offline else 0.0)
-        if c.algo == "ppo":
-            c.model_update_interval = 1
         return c
+
+    def split(self) -> tuple[int, int]:
+        """(offline, online) trajectories per step, of a resolved config."""
+        n_off = round(self.batch_size * self.offline_ratio)
+        return n_off, self.batch_size - n_off
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -132,20 +141,68 @@ class TrainConfig:
 RESUME_MAY_CHANGE = frozenset({"steps", "save_every", "keep", "tensorboard", "judge_jobs", "device", "out",
                                "threads"})
 
-FIELD_DOCS: dict[str, str] = {}
 
 
-def _collect_docs() -> None:
-    """Field docstrings (the attribute docstrings under each field) for --help."""
-    import ast
-    import inspect
+@dataclass
+class AsyncConfig:
+    """`spo train --async`: the learner's side of the rollout workers (spo_cli/serve)."""
 
-    src = inspect.getsource(TrainConfig)
-    tree = ast.parse(src)
-    body = tree.body[0].body
-    for a, b in zip(body, body[1:]):
-        if isinstance(a, ast.AnnAssign) and isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant):
-            FIELD_DOCS[a.target.id] = " ".join(b.value.value.split())
+    workers: list[str] = field(default_factory=list)
+    """With --async: rollout workers (spo sample --serve) as http://HOST:PORT, comma-separated or repeated."""
+    token: str | None = None  # never written to disk (to_json leaves it out)
+    """With --async: the workers' shared token (default: $SPO_TOKEN; prefer the variable, a command line is
+    visible in ps)."""
+    rollout_wait: float = 600.0
+    """With --async: seconds a step waits for worker rollouts before filling the shortfall from the offline
+    corpus (without one, training stops after this long)."""
+    worker_timeout: float = 60.0
+    """With --async: seconds without an answer after which a worker counts as down (it is retried with
+    back-off)."""
+    weights_via: str = "http"
+    """With --async: how weights reach the workers: http (over the connection) or path (files under
+    --weights-dir on storage the workers share)."""
+    weights_dir: str | None = None
+    """With --async --weights-via path: the shared directory (workers need the same --weights-dir)."""
+
+    def __post_init__(self) -> None:
+        # "URL,URL" and repeated options alike: one URL per entry
+        self.workers = [u.strip() for spec in self.workers for u in spec.split(",") if u.strip()]
+
+    def check(self) -> None:
+        if not self.workers:
+            raise BadInput("--async needs --workers URL[,URL...] (rollout workers: spo sample --serve)")
+        if self.rollout_wait <= 0 or self.worker_timeout <= 0:
+            raise BadInput("--rollout-wait and --worker-timeout must be > 0")
+        if self.weights_via not in ("http", "path"):
+            raise BadInput(f"--weights-via must be http or path, got {self.weights_via!r}")
+        if self.weights_via == "path" and not self.weights_dir:
+            raise BadInput("--weights-via path needs --weights-dir (shared storage the workers can read)")
+
+    def to_json(self) -> dict:
+        d = dataclasses.asdict(self)
+        d.pop("token")
+        return d
 
 
-_collect_docs()
+@dataclass
+class LaunchConfig:
+    """`spo train --async`: how the learner processes are started (spo_cli/train/launch.py)."""
+
+    num_processes: int | None = None
+    """With --async: learner processes (accelerate launch --num_processes; default 1, or what
+    --accelerate-config says)."""
+    accelerate_config: str | None = None
+    """With --async: an accelerate config file (accelerate config): multi-GPU DDP, machines, mixed precision
+    (FSDP is not supported yet)."""
+    accelerate_arg: list[str] = field(default_factory=list)
+    """With --async: one more option for accelerate launch, e.g. --accelerate-arg=--machine_rank=1
+    (repeatable)."""
+
+    def check(self) -> None:
+        if self.num_processes is not None and self.num_processes < 1:
+            raise BadInput("--num-processes must be >= 1")
+
+    @property
+    def in_this_process(self) -> bool:
+        """One learner on this machine with accelerate's defaults: no launcher needed."""
+        return not self.accelerate_config and not self.accelerate_arg and (self.num_processes or 1) == 1

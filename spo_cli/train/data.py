@@ -19,6 +19,7 @@ import random
 from typing import Iterator
 
 from spo_cli.errors import BadInput
+from spo_cli.judge.outcome import is_usable
 from spo_cli.streams import ReadStats, expand, read_records
 
 
@@ -49,7 +50,7 @@ class OfflineStream:
         buf: list[dict] = []
         stats = ReadStats()
         for rec in read_records(self.files, "trajectory", dedup=True, stats=stats):
-            if rec.get("reward") is None:
+            if not is_usable(rec):
                 self.unjudged += 1  # not judged: nothing to learn from
                 continue
             if len(buf) < self.buffer:

@@ -1,4 +1,4 @@
-"""`spo train --async`: its options, and launching the learner processes with accelerate.
+"""`spo train --async`: launching the learner processes with accelerate (options: LaunchConfig).
 
     spo train --async --workers http://w1:8471,http://w2:8471 -m MODEL -p problems.jsonl ...
         one learner process, in this process
@@ -20,80 +20,15 @@ Exit codes of the learners are passed on.
 
 from __future__ import annotations
 
-import inspect
+import dataclasses
 import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import List, Optional
-
-import typer
 
 from spo_cli.errors import BadInput, SpoError
-
-_HELP = {
-    "workers": "With --async: rollout workers (spo sample --serve) as http://HOST:PORT, comma-separated or "
-               "repeated.",
-    "token": "With --async: the workers' shared token (default: $SPO_TOKEN; prefer the variable, a command "
-             "line is visible in ps).",
-    "rollout_wait": "With --async: seconds a step waits for worker rollouts before filling the shortfall "
-                    "from the offline corpus (without one, training stops after this long).",
-    "worker_timeout": "With --async: seconds without an answer after which a worker counts as down (it is "
-                      "retried with back-off).",
-    "weights_via": "With --async: how weights reach the workers: http (over the connection) or path "
-                   "(files under --weights-dir on storage the workers share).",
-    "weights_dir": "With --async --weights-via path: the shared directory (workers need the same "
-                   "--weights-dir).",
-    "num_processes": "With --async: learner processes (accelerate launch --num_processes; default 1, or "
-                     "what --accelerate-config says).",
-    "accelerate_config": "With --async: an accelerate config file (accelerate config): multi-GPU DDP, "
-                         "machines, mixed precision (FSDP is not supported yet).",
-    "accelerate_arg": "With --async: one more option for accelerate launch, e.g. "
-                      "--accelerate-arg=--machine_rank=1 (repeatable).",
-}
-
-
-def options() -> list[inspect.Parameter]:
-    """The --async options, appended to `spo train`'s generated signature."""
-    def p(name: str, ann, default) -> inspect.Parameter:
-        return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=ann, default=default)
-
-    def flag(name: str) -> str:
-        return "--" + name.replace("_", "-")
-
-    return [
-        p("async_", bool, typer.Option(False, "--async", help="Learn from rollout workers (spo sample --serve) "
-                                       "asynchronously; learners launched with accelerate. See docs/async.md.")),
-        p("workers", Optional[List[str]], typer.Option(None, "--workers", help=_HELP["workers"])),
-        p("token", Optional[str], typer.Option(None, "--token", help=_HELP["token"])),
-        p("rollout_wait", float, typer.Option(600.0, flag("rollout_wait"), help=_HELP["rollout_wait"])),
-        p("worker_timeout", float, typer.Option(60.0, flag("worker_timeout"), help=_HELP["worker_timeout"])),
-        p("weights_via", str, typer.Option("http", flag("weights_via"), help=_HELP["weights_via"])),
-        p("weights_dir", Optional[str], typer.Option(None, flag("weights_dir"), help=_HELP["weights_dir"])),
-        p("num_processes", Optional[int], typer.Option(None, flag("num_processes"), help=_HELP["num_processes"])),
-        p("accelerate_config", Optional[str], typer.Option(None, flag("accelerate_config"),
-                                                           help=_HELP["accelerate_config"])),
-        p("accelerate_arg", Optional[List[str]], typer.Option(None, flag("accelerate_arg"),
-                                                              help=_HELP["accelerate_arg"])),
-    ]
-
-
-DEFAULTS = {"async_": False, "workers": None, "token": None, "rollout_wait": 600.0,
-            "worker_timeout": 60.0, "weights_via": "http", "weights_dir": None, "num_processes": None,
-            "accelerate_config": None, "accelerate_arg": None}
-
-
-def take_options(kwargs: dict) -> dict | None:
-    """Remove the --async options from a command's kwargs; None unless --async was given (and
-    BadInput if another of them was)."""
-    opts = {k: kwargs.pop(k) for k in DEFAULTS if k in kwargs}
-    if opts.get("async_"):
-        return opts
-    given = [k for k, v in opts.items() if v not in (DEFAULTS[k], [], ())]
-    if given:
-        raise BadInput(f"--{given[0].replace('_', '-')} needs --async")
-    return None
+from spo_cli.train.config import AsyncConfig, LaunchConfig, TrainConfig
 
 
 def in_launched_process() -> bool:
@@ -140,36 +75,27 @@ class LaunchFailed(SpoError):
         self.exit_code = code if 0 < code < 128 else 1
 
 
-def launch(cfg, opts: dict, *, resume: bool = False) -> None:
+def launch(cfg: TrainConfig, acfg: AsyncConfig, lcfg: LaunchConfig, *, resume: bool = False) -> None:
     """Run `spo train --async`: in this process, or as accelerate-launched learner processes."""
     import orjson
 
     from spo_cli.serve.auth import resolve_token
-    from spo_cli.train.async_loop import AsyncConfig, run_async
+    from spo_cli.train.async_loop import run_async
 
-    workers = [u.strip() for spec in opts.get("workers") or [] for u in spec.split(",") if u.strip()]
-    if not workers:
-        raise BadInput("--async needs --workers URL[,URL...] (rollout workers: spo sample --serve)")
-    if opts.get("num_processes") is not None and opts["num_processes"] < 1:
-        raise BadInput("--num-processes must be >= 1")
-    token = resolve_token(opts.get("token"))
-    acfg = AsyncConfig(workers=workers, token=token, rollout_wait=opts.get("rollout_wait", 600.0),
-                       worker_timeout=opts.get("worker_timeout", 60.0),
-                       weights_via=opts.get("weights_via", "http"), weights_dir=opts.get("weights_dir"))
-    extra = list(opts.get("accelerate_arg") or [])
-    config = opts.get("accelerate_config")
-    n = opts.get("num_processes")
-    if in_launched_process() or (not config and not extra and (n or 1) == 1):
+    acfg.check()
+    lcfg.check()
+    acfg = dataclasses.replace(acfg, token=resolve_token(acfg.token))
+    if in_launched_process() or lcfg.in_this_process:
         run_async(cfg, acfg, resume=resume)
         return
-    cmd = accelerate_command(n, config, extra)
+    cmd = accelerate_command(lcfg.num_processes, lcfg.accelerate_config, lcfg.accelerate_arg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     spec = out / f".launch-{os.getpid()}.json"
     spec.write_bytes(orjson.dumps({"train": cfg.to_json(), "async": acfg.to_json(), "resume": resume}))
     env = dict(os.environ)
-    if token:
-        env["SPO_TOKEN"] = token
+    if acfg.token:
+        env["SPO_TOKEN"] = acfg.token
     proc = subprocess.Popen(cmd + ["-m", "spo_cli.train.async_loop", str(spec)], env=env)
     try:
         code = proc.wait()

@@ -27,7 +27,7 @@ def _trim_metrics(path: Path, step: int) -> None:
         except orjson.JSONDecodeError:
             break  # a torn last line from a crash
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(b"".join(l + b"\n" for l in keep))
+    tmp.write_bytes(b"".join(line + b"\n" for line in keep))
     os.replace(tmp, path)
 
 
@@ -50,25 +50,25 @@ def run(cfg: TrainConfig, *, resume: bool = False, quiet_stdout: bool = False,
     history: list[dict] = []
     tb = None
     try:
-        if not trainer.is_main:
+        if not trainer.processes.is_main:
             for _ in trainer.steps():
                 pass
             return history
-        c = trainer.cfg
-        metrics_path = trainer.out / "metrics.jsonl"
+        c, out = trainer.run.cfg, trainer.run.out
+        metrics_path = out / "metrics.jsonl"
         if resume:
-            _trim_metrics(metrics_path, trainer.step)
-            info(f"resuming {trainer.out} at step {trainer.step}")
+            _trim_metrics(metrics_path, trainer.run.step)
+            info(f"resuming {out} at step {trainer.run.step}")
         if c.tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                tb = SummaryWriter(str(trainer.out / "tb"))
+                tb = SummaryWriter(str(out / "tb"))
             except ImportError:
                 err.print("warning: --tensorboard needs the tensorboard package; logging to metrics.jsonl only")
         info(trainer.describe())
         with open(metrics_path, "ab") as mf, progress() as bar:
-            task = bar.add_task("train", total=c.steps, completed=trainer.step)
+            task = bar.add_task("train", total=c.steps, completed=trainer.run.step)
             for m in trainer.steps():
                 line = orjson.dumps(m)
                 mf.write(line + b"\n")
@@ -89,7 +89,7 @@ def run(cfg: TrainConfig, *, resume: bool = False, quiet_stdout: bool = False,
         if tb is not None:
             tb.close()
     last = history[-1] if history else {}
-    info(f"done: {_shown(last, '.4g')} | checkpoint {trainer.ckpt_root / 'latest'}")
+    info(f"done: {_shown(last, '.4g')} | checkpoint {trainer.run.ckpt_root / 'latest'}")
     return history
 
 

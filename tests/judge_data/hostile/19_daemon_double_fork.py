@@ -1,4 +1,5 @@
 # expect: OK
+# expect-one-process: RE (no process but the program's own may start: memory.py)
 # A classic daemon (fork, setsid, fork, close fds) that tries to outlive the run.
 import os
 import time

@@ -1,4 +1,5 @@
 # expect: OK
+# expect-one-process: RE (no process but the program's own may start: memory.py)
 # A background child keeps stdout open and sleeps: the run must still end when main exits.
 import os
 import time

@@ -1,4 +1,5 @@
 # expect: OK
+# expect-one-process: RE (no process but the program's own may start: memory.py)
 # A well-behaved program may use processes, threads and /dev/shm.
 import multiprocessing as mp
 import threading

@@ -1,4 +1,5 @@
 # expect: OK
+# expect-one-process: RE (no process but the program's own may start: memory.py)
 # Leave things behind for a later run: a daemon, files in /tmp and /dev/shm, a bound abstract
 # socket, SysV shared memory. 39_find_traces.py looks for them (tests/test_judge_hostile.py runs
 # the two one after the other in the same runner).

@@ -1,0 +1,4 @@
+# problem: mbpp3
+# class: exit
+import sys
+sys.exit(0)

@@ -1,0 +1,4 @@
+# problem: stdio_token
+# class: honest
+k = int(input())
+print(f'ANSWER-{k * k + 7}')
