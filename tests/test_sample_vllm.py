@@ -285,3 +285,26 @@ def test_worker_extension_streams_every_tensor_into_reload_weights(tiny, tmp_pat
 
     assert Worker().spo_load_weights(str(f)) == len(sd)
     assert set(got) == set(sd) and all(torch.equal(got[k], sd[k]) for k in sd)
+
+
+def test_worker_extension_falls_back_to_the_models_loader_on_an_older_vllm(tiny, tmp_path):
+    """A vLLM whose reload_weights takes no iterator: the tensors go to model.load_weights."""
+    from spo_cli.sampling.vllm_worker import WeightsExtension
+    from spo_cli.serve.weights import snapshot, write_file
+
+    _, model, _ = tiny
+    sd = snapshot(model.state_dict())
+    f = write_file(sd, tmp_path / "w.safetensors")
+    got = []
+
+    class Model:
+        def load_weights(self, weights):
+            got.extend(name for name, _ in weights)
+
+    class Worker(WeightsExtension):
+        model_runner = types.SimpleNamespace(model=Model())
+
+        def reload_weights(self):  # the old signature
+            raise AssertionError("not this one")
+
+    assert Worker().spo_load_weights(str(f)) == len(sd) and sorted(got) == sorted(sd)

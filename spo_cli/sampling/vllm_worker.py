@@ -51,12 +51,20 @@ class WeightsExtension:
                 count += 1
                 yield item
 
+        import inspect
         import logging
 
+        reload = getattr(self, "reload_weights", None)
+        if reload is None or "weights_iterator" not in inspect.signature(reload).parameters:
+            # An older vLLM without in-place reload from an iterator: the model's own loader, as
+            # TRL's vllm-serve does (right on GPU, where weights are not repacked after loading;
+            # not run here).
+            self.model_runner.model.load_weights(weights=counted())  # type: ignore[attr-defined]
+            return count
         log = logging.getLogger("vllm.model_executor.model_loader.reload.layerwise")
         log.addFilter(_not_rotary)
         try:
-            self.reload_weights(weights_iterator=counted(), is_checkpoint_format=True)  # type: ignore[attr-defined]
+            reload(weights_iterator=counted(), is_checkpoint_format=True)
         finally:
             log.removeFilter(_not_rotary)
         return count
