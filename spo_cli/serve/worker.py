@@ -6,6 +6,10 @@
     worker.offer_weights(tensors, version=10, lineage="run-7f3a")   # checked now, applied between rounds
     worker.health()                         # version, queue depth, rollouts/s, counters
 
+The sampler is any backend's (hf: a transformers model in this process; vllm: a vLLM engine);
+new weights reach it through Sampler.load_weights, names and shapes are checked against
+Sampler.weights_spec, and health reports Sampler.weights_dtype, in which learners send weights.
+
 A round: draw `rows // n` problems uniformly at random (with replacement), sample n each with the
 weights currently loaded, judge them in parallel in the sandbox, stamp each trajectory with the
 weights' `policy_version` (and, under `sampler`, the worker id, a sequence number and the weights'
