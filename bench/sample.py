@@ -1,9 +1,19 @@
-"""Tokens per second of the `hf` sampling backend against a bare `model.generate` loop.
+"""Tokens per second of the `hf` sampling backend against a bare `model.generate` loop, and of
+the `vllm` backend against `hf`.
 
     python bench/sample.py            # 5 repetitions each, 16 prompts x 4 samples, 64 new tokens
     python bench/sample.py --quick    # 3 repetitions, 8 prompts x 4 samples, 32 tokens (< 1 min)
     python bench/sample.py --model DIR           # any local checkpoint instead of the random one
     python bench/sample.py --default-benchmark   # the built-in benchmark's reference model
+    python bench/sample.py --default-benchmark --vllm   # + the vllm backend (needs vLLM installed)
+
+vLLM (`--vllm`; on by default in a full run where vLLM is installed, off in --quick, since its
+start-up alone takes minutes here): VLLMSampler.sample on the same problems, n, max tokens,
+temperature, top-p and seeds, in fp32 like `hf`, its repetitions interleaved with the others
+after one warm-up call (steady state); `vllm_vs_hf` is the ratio of its median tokens/s to
+`hf`'s. Its start-up (import, engine processes, compilation or the compile cache, KV cache) is
+timed once, separately: `vllm_startup_s`. vLLM's CPU engine pins its own threads (one core on a
+2-core machine, the other left to the engine's scheduler); `hf` runs with `--threads`.
 
 Peer, in the same run, on the same model, prompts and settings (temperature 0.8, top-p 0.95, n
 samples per prompt, batches of `--batch-size` rows, prompts sorted by length, left padding, EOS
@@ -103,6 +113,8 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=None)
     ap.add_argument("--reps", type=int, default=None)
     ap.add_argument("--threads", type=int, default=1, help="torch threads for both (default 1)")
+    ap.add_argument("--vllm", action=argparse.BooleanOptionalAction, default=None,
+                    help="also measure the vllm backend (default: in a full run, when vLLM is installed)")
     args = ap.parse_args()
     log = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
 
@@ -118,6 +130,9 @@ def main() -> None:
     max_new = args.max_new_tokens or (32 if args.quick else 64)
     reps = args.reps or (3 if args.quick else 5)
     temperature, top_p, seed = 0.8, 0.95, 0
+    import importlib.util
+
+    with_vllm = args.vllm if args.vllm is not None else (not args.quick and importlib.util.find_spec("vllm") is not None)
 
     with tempfile.TemporaryDirectory() as d:
         if args.model:
@@ -143,8 +158,18 @@ def main() -> None:
         # warm-up (first calls allocate and pick kernels)
         bare_generate(model, tok, sampler, problems[:2], args.n, args.batch_size, 4, temperature, top_p, seed)
         ours(HFSampler(model, tok, opts.with_(max_new_tokens=4)), problems[:2])
+        vllm_sampler, vllm_startup = None, None
+        if with_vllm:
+            from spo_cli.sampling.vllm import VLLMSampler
+
+            t0 = time.perf_counter()
+            vllm_sampler = VLLMSampler.from_pretrained(model_dir, opts, dtype="float32")
+            vllm_startup = time.perf_counter() - t0
+            log(f"vllm engine started in {vllm_startup:.1f} s")
+            ours(vllm_sampler, problems)  # warm-up: steady state from here
 
         peer_rates, our_rates, peer_cpu, our_cpu, peer_tok, our_tok = [], [], [], [], [], []
+        vllm_rates, vllm_tok = [], []
         for rep in range(reps):
             tp, cp, np_ = bare_generate(model, tok, sampler, problems, args.n, args.batch_size, max_new,
                                         temperature, top_p, seed + rep)
@@ -155,8 +180,16 @@ def main() -> None:
             our_cpu.append(no / co)
             peer_tok.append(np_)
             our_tok.append(no)
-            log(f"rep {rep + 1}/{reps}: generate {np_ / tp:,.0f} tok/s ({np_} tokens), "
-                f"ours {no / to:,.0f} tok/s ({no} tokens)")
+            line = (f"rep {rep + 1}/{reps}: generate {np_ / tp:,.0f} tok/s ({np_} tokens), "
+                    f"ours {no / to:,.0f} tok/s ({no} tokens)")
+            if vllm_sampler is not None:
+                tv, _, nv = ours(vllm_sampler, problems)
+                vllm_rates.append(nv / tv)
+                vllm_tok.append(nv)
+                line += f", vllm {nv / tv:,.0f} tok/s ({nv} tokens)"
+            log(line)
+        if vllm_sampler is not None:
+            vllm_sampler.close()
 
     med = statistics.median
     result = {
@@ -176,9 +209,16 @@ def main() -> None:
         "vs_bare_generate_cpu": round(med(our_cpu) / med(peer_cpu), 3),
         "tokens_ours": int(med(our_tok)),
         "tokens_bare": int(med(peer_tok)),
+        "vllm_tokens_per_s": round(med(vllm_rates), 1) if vllm_rates else None,
+        "vllm_vs_hf": round(med(vllm_rates) / med(our_rates), 3) if vllm_rates else None,
+        "vllm_startup_s": round(vllm_startup, 1) if vllm_startup is not None else None,
+        "tokens_vllm": int(med(vllm_tok)) if vllm_tok else None,
     }
     log(f"ours {result['tokens_per_s']:,} tok/s vs bare generate {result['bare_generate_tokens_per_s']:,} "
         f"tok/s: {result['vs_bare_generate']}x")
+    if vllm_rates:
+        log(f"vllm {result['vllm_tokens_per_s']:,} tok/s vs hf {result['tokens_per_s']:,} tok/s: "
+            f"{result['vllm_vs_hf']}x (engine start-up {result['vllm_startup_s']} s)")
     print(json.dumps(result))
 
 

@@ -19,6 +19,16 @@ def test_ci_runs_the_readme_test_command():
     assert test_cmd.strip() in (ROOT / ".ci" / "run").read_text()
 
 
+def test_ci_installs_vllm_as_the_readme_says():
+    """The README's vLLM environment commands are the ones CI runs (before its engine tests)."""
+    readme = (ROOT / "README.md").read_text()
+    block = next(b for b in _sh_blocks(readme) if ".venv-vllm" in b)
+    ci = (ROOT / ".ci" / "run").read_text()
+    for line in block.splitlines():
+        for cmd in line.split(" && "):
+            assert cmd.strip() in ci, cmd
+
+
 def test_records_example_runs_as_written(tmp_path):
     readme = (ROOT / "README.md").read_text()
     block = next(b for b in _sh_blocks(readme) if "humaneval.jsonl.zst" in b)

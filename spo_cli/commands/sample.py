@@ -125,7 +125,7 @@ def main(**kw) -> None:
     if serve.serve:  # a long-running rollout worker (spo_cli/serve)
         from spo_cli.serve.server import run_worker
 
-        run_worker(sampler, args.problems, backend=backend, host=serve.host, port=serve.port,
+        run_worker(sampler, args.problems, host=serve.host, port=serve.port,
                    token=serve.token, weights_dir=serve.weights_dir, skip_invalid=reading.skip_invalid,
                    n=opts.n, rows=opts.batch_size, queue_size=serve.queue_size, seed=opts.seed,
                    judge_jobs=serve.judge_jobs, spool=serve.spool, reference=args.ref)

@@ -4,9 +4,10 @@
     sampler = HFSampler(model, tokenizer, SampleOptions(n=4, temperature_range=(0.2, 1.2), top_p=0.95))
     trajectories = sampler.sample(problems)   # list of Trajectory dicts (raw-model logprobs)
 
-Backends: `hf` (transformers; CPU or GPU) and `vllm` (GPU; unverified until run on one). Both take
-the same SampleOptions and write the same records. base.py says which distribution the recorded
-log-probs are of (the raw model's) and how samples are seeded.
+Backends: `hf` (transformers; CPU or GPU) and `vllm` (vLLM's engine: run here on its CPU build,
+written for its GPU one). Both take the same SampleOptions, write the same records and take new
+weights in place (Sampler.load_weights, for rollout workers). base.py says which distribution the
+recorded log-probs are of (the raw model's) and how samples are seeded.
 """
 
 from spo_cli.sampling.base import (

@@ -176,6 +176,38 @@ class Sampler:
         backend cannot compute them (PTS's log-prob split needs them)."""
         return None
 
+    max_positions: int | None = None
+    """The model's context length (prompt + response tokens), when known."""
+
+    def row_budget(self, row: Row) -> int:
+        """Most response tokens for a row: max_new_tokens, within the model's context. BadInput
+        when the prompt leaves no room."""
+        budget = self.opts.max_new_tokens
+        if self.max_positions:
+            room = self.max_positions - len(row.prompt_ids)
+            if room < 1:
+                raise BadInput(f"problem {row.problem['id']!r}: the prompt is {len(row.prompt_ids)} "
+                               f"tokens, the model's context is {self.max_positions}")
+            budget = min(budget, room)
+        return budget
+
+    # --------------------------------------------------------------- new weights (rollout workers)
+    def weights_spec(self) -> dict:
+        """name -> (shape, dtype) of the model's weights, by Hugging Face state-dict names: what
+        a payload of new weights must hold (spo_cli.serve.weights.check_fits)."""
+        raise NotImplementedError(f"the {self.backend} backend cannot take new weights")
+
+    def load_weights(self, tensors: dict) -> None:
+        """Load checked tensors (every name of weights_spec, any float dtype) into the model that
+        samples, in place; the next generate() uses them."""
+        raise NotImplementedError(f"the {self.backend} backend cannot take new weights")
+
+    @property
+    def weights_dtype(self) -> str:
+        """The dtype the model computes in ("float32", "bfloat16", ...): learners send weights
+        in it."""
+        return "float32"
+
     def formatter(self):
         """The PromptFormatter of the current options: how this sampler formats a prompt."""
         from spo_cli.sampling.prompts import PromptFormatter

@@ -163,19 +163,24 @@ class HFSampler(Sampler):
         """Teacher-forced raw log-probs of the response tokens (the same numbers as sampling)."""
         return teacher_forced_logprobs(self.model, [(prompt_ids, response_ids)], pad_id=self.pad_id)[0]
 
-    # ------------------------------------------------------------------------- decoding
-    def _row_budget(self, row: Row) -> int:
-        budget = self.opts.max_new_tokens
-        if self.max_positions:
-            room = self.max_positions - len(row.prompt_ids)
-            if room < 1:
-                raise BadInput(f"problem {row.problem['id']!r}: the prompt is {len(row.prompt_ids)} "
-                               f"tokens, the model's context is {self.max_positions}")
-            budget = min(budget, room)
-        return budget
+    # ------------------------------------------------------------------------- new weights
+    def weights_spec(self) -> dict:
+        from spo_cli.serve.weights import spec_of
 
+        return spec_of(self.model.state_dict())
+
+    def load_weights(self, tensors: dict) -> None:
+        from spo_cli.serve.weights import apply
+
+        apply(self.model, tensors)
+
+    @property
+    def weights_dtype(self) -> str:
+        return str(next(iter(self.model.parameters())).dtype).replace("torch.", "")
+
+    # ------------------------------------------------------------------------- decoding
     def _generate(self, rows: Sequence[Row]) -> list[Generation]:
-        budgets = [self._row_budget(r) for r in rows]
+        budgets = [self.row_budget(r) for r in rows]
         # Longest prompts first; ties keep input order, so the n samples of a problem stay together.
         order = sorted(range(len(rows)), key=lambda i: (-len(rows[i].prompt_ids), i))
         out: list[Generation | None] = [None] * len(rows)

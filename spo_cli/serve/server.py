@@ -216,13 +216,14 @@ class _Handler(BaseHTTPRequestHandler):
             raise _Refused(400, str(e)) from None
 
 
-def run_worker(make_sampler: Callable[[], Any], problems_spec: Any, *, backend: str = "hf", host: str = "127.0.0.1",
+def run_worker(make_sampler: Callable[[], Any], problems_spec: Any, *, host: str = "127.0.0.1",
                port: int = 0, token: str | None = None, weights_dir: str | None = None, skip_invalid: bool = False,
                verbose: bool = False, **worker_opts: Any) -> dict:
     """Serve rollouts until stopped (SIGTERM, Ctrl-C) or the sampler fails for good.
 
-    `make_sampler()` loads the model; it is called after the address, token and problems are
-    checked, so a refused configuration fails at once rather than after loading a model.
+    `make_sampler()` loads the model (any backend: the worker loads new weights through
+    Sampler.load_weights); it is called after the address, token and problems are checked, so a
+    refused configuration fails at once rather than after loading a model.
 
     Writes one JSON line to stdout when listening ({"event": "listening", "url": ..., "worker": ...})
     and one when stopping (the final health); people's messages go to stderr. Returns the final
@@ -235,8 +236,6 @@ def run_worker(make_sampler: Callable[[], Any], problems_spec: Any, *, backend: 
 
     token = resolve_token(token)
     check_bind(host, token)
-    if backend != "hf":
-        raise BadInput("--serve needs the hf backend (weights are loaded into its model between rounds)")
     if weights_dir is not None and not Path(weights_dir).is_dir():
         raise BadInput("--weights-dir is not a directory", path=weights_dir)
     problems = index_by(read_records(problems_spec, "problem", skip_invalid=skip_invalid), "id", "problem")

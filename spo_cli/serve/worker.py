@@ -6,6 +6,10 @@
     worker.offer_weights(tensors, version=10, lineage="run-7f3a")   # checked now, applied between rounds
     worker.health()                         # version, queue depth, rollouts/s, counters
 
+The sampler is any backend's (hf: a transformers model in this process; vllm: a vLLM engine);
+new weights reach it through Sampler.load_weights, names and shapes are checked against
+Sampler.weights_spec, and health reports Sampler.weights_dtype, in which learners send weights.
+
 A round: draw `rows // n` problems uniformly at random (with replacement), sample n each with the
 weights currently loaded, judge them in parallel in the sandbox, stamp each trajectory with the
 weights' `policy_version` (and, under `sampler`, the worker id, a sequence number and the weights'
@@ -39,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spo_cli.console import warn
-from spo_cli.serve.weights import WeightsError, apply, check_fits, payload_bytes, spec_of
+from spo_cli.serve.weights import WeightsError, check_fits, payload_bytes
 
 PROTOCOL = 1
 
@@ -90,16 +94,16 @@ class RolloutWorker:
         from spo_cli.judge.client import Judge
 
         self.sampler = sampler
-        self.model = sampler.model
+        self.model = getattr(sampler, "model", None)  # hf: the live model; vllm: in the engine's processes
         self.problems = problems
         self.problem_ids = self._usable(problems)
         self.opts = opts = opts or WorkerOptions()
         self.rows = max(1, min(opts.rows, opts.queue_size))
         self.per_round = max(1, self.rows // opts.n)
         self.judge = Judge(opts.judge_jobs, pool=pool, time_scale=opts.time_scale)  # borrows `pool` if given
-        self.spec = spec_of(self.model.state_dict())
+        self.spec = sampler.weights_spec()
         self.max_weights_bytes = payload_bytes(self.spec) + (16 << 20)  # fp32 + header room
-        self.dtype = str(next(iter(self.model.parameters())).dtype).replace("torch.", "")
+        self.dtype = sampler.weights_dtype
         self._rng = random.Random(_round_seed(opts.seed, opts.worker_id, -1))
 
         self.cond = threading.Condition()
@@ -275,7 +279,7 @@ class RolloutWorker:
         if pending is None:
             return
         tensors, version, lineage = pending
-        apply(self.model, tensors)
+        self.sampler.load_weights(tensors)
         self.version, self.lineage = version, lineage
         self.counts["weights_applied"] += 1
 
