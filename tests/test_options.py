@@ -148,3 +148,46 @@ def test_library_defaults_are_the_commands_defaults():
             assert (tuple(got) if isinstance(got, list) else got) == (None if want == () else want), f.name
             checked += 1
         assert checked >= 8, command
+
+
+def _train(monkeypatch, *args):
+    """Invoke `spo train` with launching replaced; return (result, what launch was given)."""
+    import spo_cli.train.launch
+    from spo_cli.cli import app
+
+    got = {}
+    monkeypatch.setattr(spo_cli.train.launch, "launch", lambda cfg, acfg, lcfg, resume: got.update(
+        cfg=cfg, acfg=acfg, lcfg=lcfg, resume=resume))
+    return CliRunner().invoke(app, ["train", *args]), got
+
+
+def test_train_options_are_the_configs_fields(monkeypatch):
+    # Every field of spo train's configs is an option whose help is the field's docstring and whose
+    # default is the field's: nothing given -> exactly the configs' defaults.
+    from spo_cli.train.config import AsyncConfig, LaunchConfig, TrainConfig
+
+    params = _params(["train"])
+    for cls in (TrainConfig, AsyncConfig, LaunchConfig):
+        docs = field_docs(cls)
+        for f in dataclasses.fields(cls):
+            assert docs.get(f.name), f"{cls.__name__}.{f.name} has no docstring (its --help)"
+            assert params[f.name].help.startswith(docs[f.name]), f.name
+    assert {"resume", "async_"} <= set(params) and params["async_"].opts == ["--async"]
+    assert params["model"].opts == ["--model", "-m"] and params["problems"].opts == ["--problems", "-p"]
+    r, got = _train(monkeypatch)
+    assert r.exit_code == 0, r.output
+    assert got == {"cfg": TrainConfig(), "acfg": None, "lcfg": LaunchConfig(), "resume": False}
+    r, got = _train(monkeypatch, "--async", "--resume", "-p", "a", "--problems", "b", "--loss", "online=terminal:sq",
+                    "--workers", "http://h:1,http://h:2", "--steps", "7", "--no-save-rollouts",
+                    "--accelerate-arg=--use_fsdp", "--num-processes", "2")
+    assert r.exit_code == 0, r.output
+    assert got["cfg"] == TrainConfig(problems=["a", "b"], loss=["online=terminal:sq"], steps=7, save_rollouts=False)
+    assert got["acfg"] == AsyncConfig(workers=["http://h:1", "http://h:2"]) and got["resume"] is True
+    assert got["lcfg"] == LaunchConfig(num_processes=2, accelerate_arg=["--use_fsdp"])
+
+
+def test_train_async_options_need_async(monkeypatch):
+    r, got = _train(monkeypatch, "--rollout-wait", "5", "--weights-via", "path")
+    assert r.exit_code == 2 and "--rollout-wait needs --async" in r.output and not got
+    r, got = _train(monkeypatch, "--rollout-wait", "600")  # the default, given: nothing changed
+    assert r.exit_code == 0 and got["acfg"] is None

@@ -17,7 +17,8 @@ dataclass of the command's own, or in the mapping given to `Options` for a libra
     main.__signature__ = signature(ARGS, SAMPLE)          # what typer reads
 
 Types: int, float, str, bool (a `--x/--no-x` flag unless spelled otherwise), `X | None`, and a
-list or tuple of str (a repeatable option). Anything else (a range, a list of integers) is given
+list or tuple of str (a repeatable option; its help ends "(repeatable)" unless the docstring
+says "(repeatable)" or "repeated" itself). Anything else (a range, a list of integers) is given
 as text and turned into the field's value by `Cli.parse(text, option)`, e.g. the parsers of
 spo_cli.parsing; its default is shown as text ("0.2,0.8").
 """
@@ -202,7 +203,8 @@ class Options:
             raise TypeError(f"{self.cls.__name__}.{s.name}: a {tp} needs Cli(parse=...) to be an option")
         if default is dataclasses.MISSING:
             default = ...
-        help_ = s.help + (" (repeatable)" if _is_str_seq(base) and not c.argument else "")
+        said = "(repeatable)" in s.help or "repeated" in s.help  # the docstring says so itself
+        help_ = s.help + (" (repeatable)" if _is_str_seq(base) and not c.argument and not said else "")
         if c.argument:
             opt = typer.Argument(default, help=help_, metavar=c.metavar)
         else:
@@ -244,6 +246,11 @@ class Options:
         """The dataclass built from a command's keyword arguments (see `values`) and `given`
         fields (those the command supplies itself)."""
         return self.build({**self.values(kwargs), **given})
+
+    def changed(self, obj: Any) -> list[str]:
+        """The options whose value in `obj` (one of these dataclasses) is not the field's default,
+        as the command line spells them (e.g. to refuse options that need another option)."""
+        return [s.flags[0].split("/")[0] for s in self.specs if getattr(obj, s.name) != s.field_default]
 
 
 @contextlib.contextmanager

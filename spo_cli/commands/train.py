@@ -1,35 +1,30 @@
 """`spo train`: SPO (or the PPO baseline) on any mix of offline corpora and online rollouts.
 
-The options are generated from the configs in spo_cli.train.config (TrainConfig; with --async also
-AsyncConfig and LaunchConfig), so the config written into the run directory, the --help text and
-the man page all come from one place.
+The options are generated (spo_cli.commands._options) from the configs in spo_cli.train.config
+(TrainConfig; with --async also AsyncConfig and LaunchConfig), so the config written into the run
+directory, the --help text and the man page all come from one place.
 """
 
 from __future__ import annotations
 
-import inspect
+from dataclasses import dataclass, field
 
-import typer
-
-from spo_cli.commands._config_options import changed, options, take
+from spo_cli.commands._options import Cli, Options, cli, signature
 from spo_cli.train.config import AsyncConfig, LaunchConfig, TrainConfig
 
-SHORT = {"model": ["--model", "-m"], "out": ["--out", "-o"], "problems": ["--problems", "-p"]}
+
+@dataclass
+class Switches:
+    resume: bool = field(default=False, metadata=cli("--resume"))
+    """Continue the run in --out from its latest checkpoint, exactly as if it had not stopped."""
+    async_: bool = field(default=False, metadata=cli("--async"))
+    """Learn from rollout workers (spo sample --serve) asynchronously; learners launched with
+    accelerate. See docs/async.md."""
 
 
-def _options() -> list[inspect.Parameter]:
-    def switch(name: str, option) -> inspect.Parameter:
-        return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=bool, default=option)
-
-    return [
-        *options(TrainConfig, names=SHORT),
-        switch("resume", typer.Option(False, "--resume", help="Continue the run in --out from its latest "
-                                      "checkpoint, exactly as if it had not stopped.")),
-        switch("async_", typer.Option(False, "--async", help="Learn from rollout workers (spo sample --serve) "
-                                      "asynchronously; learners launched with accelerate. See docs/async.md.")),
-        *options(AsyncConfig),
-        *options(LaunchConfig),
-    ]
+TRAIN = Options(TrainConfig, {"model": Cli(("--model", "-m")), "out": Cli(("--out", "-o")),
+                              "problems": Cli(("--problems", "-p"))})
+SWITCHES, ASYNC, LAUNCH = Options(Switches), Options(AsyncConfig), Options(LaunchConfig)
 
 
 def main(**kwargs) -> None:
@@ -48,11 +43,10 @@ def main(**kwargs) -> None:
     from spo_cli.errors import BadInput
     from spo_cli.train.launch import launch
 
-    resume, use_async = kwargs.pop("resume"), kwargs.pop("async_")
-    cfg, acfg, lcfg = take(TrainConfig, kwargs), take(AsyncConfig, kwargs), take(LaunchConfig, kwargs)
-    if not use_async and changed(acfg):
-        raise BadInput(f"{changed(acfg)[0]} needs --async")
-    launch(cfg, acfg if use_async else None, lcfg, resume=resume)
+    switches, cfg, acfg, lcfg = SWITCHES.take(kwargs), TRAIN.take(kwargs), ASYNC.take(kwargs), LAUNCH.take(kwargs)
+    if not switches.async_ and ASYNC.changed(acfg):
+        raise BadInput(f"{ASYNC.changed(acfg)[0]} needs --async")
+    launch(cfg, acfg if switches.async_ else None, lcfg, resume=switches.resume)
 
 
-main.__signature__ = inspect.Signature(_options())  # type: ignore[attr-defined]
+main.__signature__ = signature(TRAIN, SWITCHES, ASYNC, LAUNCH)  # type: ignore[attr-defined]

@@ -26,16 +26,16 @@ class TrainConfig:
     out: str = "runs/spo"
     """Run directory: config.json, metrics.jsonl, checkpoints/, corpus/ (online rollouts)."""
     problems: list[str] = field(default_factory=list)
-    """Problems to sample online rollouts for (and to format prompts of offline text). (repeatable)"""
+    """Problems to sample online rollouts for (and to format prompts of offline text)."""
     values: list[str] = field(default_factory=list)
-    """Value records (spo estimate-v) giving V_hat(x0) per problem. (repeatable)"""
+    """Value records (spo estimate-v) giving V_hat(x0) per problem."""
     missing_value: str = "error"
     """A problem without a Value record: 'error', 'fallback:<v>' (use v as V_hat) or 'estimate'
     (sample --value-k reference responses for it when first needed)."""
     value_k: int = 32
     """Reference samples per problem when --missing-value estimate."""
     offline: list[str] = field(default_factory=list)
-    """Offline corpora: judged trajectory files, shard directories or globs. (repeatable)"""
+    """Offline corpora: judged trajectory files, shard directories or globs."""
     offline_ratio: float = -1.0
     """Fraction of each batch drawn from the offline corpus (0.5 = the paper's half-online).
     Default: 1 with only offline data, 0 with only problems, 0.5 with both."""
@@ -46,7 +46,7 @@ class TrainConfig:
     --offline-ratio below 1, on the policy's own correct samples)."""
     loss: list[str] = field(default_factory=lambda: ["terminal:ce"])
     """SPO objectives, per data source: 'terminal:ce' (all sources), or 'online=terminal:ce',
-    'offline=terminal:sq+mc:ce*0.5', '*=...' (any other source). See spo_cli/core/spo.py. (repeatable)"""
+    'offline=terminal:sq+mc:ce*0.5', '*=...' (any other source). See spo_cli/core/spo.py."""
     beta: float = 0.1
     """KL temperature beta of soft RL (docs/math.md)."""
     eps: float = 1e-3
