@@ -51,7 +51,7 @@ def realistic_records(n: int, seed: int = 0):
 
     rng = random.Random(seed)
     templates = []
-    for t in range(1024):
+    for _ in range(1024):
         prompt = " ".join(rng.choice(["read", "n", "integers", "print", "the", "sum", "of", "each",
                                       "query", "modulo", "10^9+7", "line"]) for _ in range(110))
         response = "\n".join(f"x{i} = int(input()) * {rng.randint(1, 99)}" for i in range(22))
@@ -95,7 +95,7 @@ def codecontests_rows(n: int, seed: int = 0):
             for _ in langs]}
 
     templates = []
-    for t in range(64):
+    for _ in range(64):
         templates.append({
             "description": " ".join(rng.choice(words) for _ in range(250)),
             "public_tests": tests(2), "private_tests": tests(rng.randint(5, 15)),

@@ -29,7 +29,6 @@ import re
 import shutil
 import subprocess
 import sys
-from collections import defaultdict
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -349,7 +348,7 @@ def _direction(d: float, e: float, sign: int) -> str:
 def claims(s: dict) -> list[dict]:
     """The paper's qualitative claims beside ours: reproduced when our paired difference points the
     claimed way by more than its standard error, not reproduced otherwise, not tested without data."""
-    main, abl, curves = s["main"], s["ablations"], s["curves"]
+    main, abl = s["main"], s["ablations"]
     rows = []
 
     def add(claim: str, paper: str, ours: str | None, status: str) -> None:
@@ -423,7 +422,7 @@ def tables(s: dict) -> str:
         lines += ["", "## Ablations of SPO half-online (paired with its own seeds)", "",
                   "| variant | seeds | pass@1 | pass@10 | Δ pass@1 vs SPO half | Δ pass@10 vs SPO half | train min |",
                   "|" + "---|" * 7]
-        for v, r in s["ablations"].items():
+        for r in s["ablations"].values():
             mins = [m for m in r["minutes"] if m is not None]
             lines.append("| " + " | ".join([r["what"], ",".join(map(str, r["seeds"])),
                          f"{100 * r['pass@1']['mean']:.1f}", f"{100 * r['pass@10']['mean']:.1f}",

@@ -96,7 +96,7 @@ class ValuesOutput:
                 todo.append(p)
         return todo
 
-    def __enter__(self) -> "ValuesOutput":
+    def __enter__(self) -> ValuesOutput:
         if self.path is None:
             from spo_cli.streams import open_writer
 

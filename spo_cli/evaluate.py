@@ -33,8 +33,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from spo_cli.errors import BadInput, SpoError
-from spo_cli.judge.outcome import is_success, judged_reward
 from spo_cli.judge.client import Judge
+from spo_cli.judge.outcome import is_success, judged_reward
 
 EVAL_DEFAULTS = {"n": 20, "temperature": 0.4, "top_p": 0.95, "ks": (1, 10)}  # the paper's
 CHECKPOINT_META = "spo_checkpoint.json"

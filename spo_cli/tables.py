@@ -32,7 +32,8 @@ stdin only the Arrow stream format can be read.
 from __future__ import annotations
 
 import os
-from typing import IO, Any, Iterator
+from collections.abc import Iterator
+from typing import IO, Any
 
 from spo_cli.errors import BadInput
 

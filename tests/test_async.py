@@ -26,8 +26,8 @@ from spo_cli.schema import new_trajectory
 from spo_cli.streams import read_records, write_records
 from spo_cli.train.async_loop import AsyncConfig, AsyncTrainer, run_async
 from spo_cli.train.config import TrainConfig
-from tests.waiting import wait_until
 from tests.tinymodel_util import build_tiny_model, one_thread  # noqa: F401 - one torch thread
+from tests.waiting import wait_until
 
 N_PROBLEMS = 4
 

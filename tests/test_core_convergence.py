@@ -230,7 +230,7 @@ def test_biased_v_hat_fixed_point_is_predicted(delta):
     kls = {}
     for spec, loss in [("terminal:sq", squared_loss), ("terminal:sig", sigmoid_bce_loss), ("advantage", None)]:
         for name, w in data.items():
-            theta = train(p, parse_objective(spec, beta=BETA), lambda th: spo_batch(p, th, w, v_hat))
+            theta = train(p, parse_objective(spec, beta=BETA), lambda th, w=w: spo_batch(p, th, w, v_hat))
             seq = p.tree.seq_logp(theta)
             q_t = terminal_q(p.tree.token_logp(theta), p.ref_tok(), p.tree.mask, torch.full((s,), v_hat, dtype=F64), BETA)
             residual = q_t - (p.reward - 1)

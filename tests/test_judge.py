@@ -333,9 +333,9 @@ def test_refuses_without_isolation_unless_unsafe(monkeypatch):
 
 
 def test_cli_refuses_without_isolation(monkeypatch, tmp_path):
-    import spo_cli.judge.runner as runner
     from typer.testing import CliRunner
 
+    import spo_cli.judge.runner as runner
     from spo_cli.cli import app
 
     monkeypatch.setattr(runner, "probe", lambda python=None, order=None: ("none", "pretend: none"))

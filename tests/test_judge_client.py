@@ -10,7 +10,7 @@ from spo_cli.errors import BadInput, SpoError
 from spo_cli.judge.client import Judge, Rollouts, open_pool, rollouts
 from spo_cli.judge.runner import JudgeOptions
 from spo_cli.judge.sandbox import SandboxUnavailable
-from spo_cli.sampling.base import Generation, Sampler, SampleOptions
+from spo_cli.sampling.base import Generation, SampleOptions, Sampler
 from spo_cli.schema import new_trajectory
 
 DOUBLE = {"id": "dbl", "prompt": "Read n, print 2n.", "tests": [{"input": "3\n", "output": "6\n"},

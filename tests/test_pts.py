@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from spo_cli.benchmark.execute import passes, run_trusted
 from spo_cli.errors import BadInput
 from spo_cli.pts import PivotalSearch, PrefixRollouts, PTSOptions, PTSStats, pivotal_token_search, split_point
-from spo_cli.sampling.base import Generation, Sampler, SampleOptions
+from spo_cli.sampling.base import Generation, SampleOptions, Sampler
 
 # --------------------------------------------------------------------------------- the policy
 

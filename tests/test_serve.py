@@ -17,16 +17,15 @@ import orjson
 import pytest
 import torch
 
-from spo_cli.errors import BadInput
+from spo_cli.errors import BadInput, SpoError
 from spo_cli.serve.auth import authorized, check_bind, is_loopback, resolve_token
-from spo_cli.errors import SpoError
 from spo_cli.serve.client import WorkerClient, WorkerLinks, WorkerRefused
 from spo_cli.serve.server import WorkerServer
 from spo_cli.serve.weights import WeightsError, check_fits, decode, encode, snapshot, spec_of, write_file
 from spo_cli.serve.worker import RolloutWorker, WorkerOptions, valid_for
 from spo_cli.streams import read_records
-from tests.waiting import wait_until
 from tests.tinymodel_util import build_tiny_model, one_thread  # noqa: F401 - one torch thread
+from tests.waiting import wait_until
 
 TOKEN = "s3cret-token-for-tests-0123456789"
 PROBLEMS = {f"p{i}": {"id": f"p{i}", "prompt": f"Print {i}.", "tests": [{"input": "", "output": f"{i}\n"}],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import os
 import random
 import signal
 import subprocess
@@ -386,7 +385,7 @@ def test_a_corrupt_frame_is_reported_before_any_of_its_records(tmp_path, monkeyp
         for r in read_records(path):
             got.append(r)
     assert got == recs[:2000]
-    what = "corrupt zstd stream (frame 3 at byte %d" % start if suffix.endswith(".zst") else "corrupt gzip stream"
+    what = f"corrupt zstd stream (frame 3 at byte {start}" if suffix.endswith(".zst") else "corrupt gzip stream"
     assert ei.value.path == str(path) and ei.value.line == 2001 and what in str(ei.value)
     stats = ReadStats()
     assert list(read_records(path, skip_invalid=True, stats=stats)) == recs[:2000]

@@ -187,7 +187,7 @@ def test_tokenizing_keeps_own_numbers_and_drops_foreign_ones(tiny):
 def test_pts_and_the_trainer_give_a_trajectory_the_same_ids(tiny):
     """A human solution searched by PTS is stamped with the reference tokenizer's ids; the trainer
     keeps them. They must be the ids the trainer gives the same text itself (EOS included)."""
-    from spo_cli.pts import PTSOptions, PrefixRollouts, pivotal_token_search
+    from spo_cli.pts import PrefixRollouts, PTSOptions, pivotal_token_search
 
     _, model, tok = tiny
     problem = {"id": "dbl", "prompt": "Read n, print 2n.", "tests": [{"input": "3\n", "output": "6\n"}]}

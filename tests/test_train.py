@@ -20,6 +20,11 @@ from tests.tinymodel_util import build_tiny_model
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
+    return make_world(tmp_path_factory)
+
+
+def make_world(tmp_path_factory):
+    """A tiny model, four problems and a small judged corpus (shared by the train test modules)."""
     d = tmp_path_factory.mktemp("train")
     model = build_tiny_model(d / "model", chat_template=True)
     problems = [{"id": f"p{i}", "prompt": f"Read a number and print it plus {i}.",

@@ -12,7 +12,12 @@ from spo_cli.errors import BadInput
 from spo_cli.schema import new_trajectory
 from spo_cli.streams import read_records, write_records
 from spo_cli.train.run import run
-from tests.test_train import cfg, weights, world  # noqa: F401  (world is a fixture)
+from tests.test_train import cfg, make_world, weights
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    return make_world(tmp_path_factory)
 
 
 def _grads(policy) -> dict[str, torch.Tensor]:

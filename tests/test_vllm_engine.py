@@ -30,7 +30,6 @@ from spo_cli.errors import BadInput
 from spo_cli.sampling import SampleOptions
 from spo_cli.sampling.hf import load_model
 from spo_cli.sampling.prompts import PromptFormatter, tokenizer_fingerprint
-from spo_cli.schema import new_trajectory
 from spo_cli.streams import read_records, write_records
 from spo_cli.tokens import teacher_forced_logprobs
 from spo_cli.train.batching import Tokenizing, collate, token_logprobs

@@ -55,7 +55,7 @@ class BenchmarkPaths:
         return getattr(self, key)
 
     @classmethod
-    def at(cls, root: Path) -> "BenchmarkPaths":
+    def at(cls, root: Path) -> BenchmarkPaths:
         return cls(root, root / "train.jsonl", root / "heldout.jsonl", root / "model", root / "validation.jsonl",
                    root / "code_contests" / "train-00000-of-00001.parquet")
 

@@ -1634,10 +1634,10 @@ def staircase(r: random.Random) -> Spec:
     direction = r.choice(["growing", "shrinking"])
     if direction == "growing":
         story = f"Print n lines: the i-th line (counting from 1) consists of {k}*i characters '{ch}'."
-        count = f"$k * i"
+        count = "$k * i"
     else:
         story = f"Print n lines: the i-th line (counting from 1) consists of {k}*(n-i+1) characters '{ch}'."
-        count = f"$k * (n - i + 1)"
+        count = "$k * (n - i + 1)"
     count = count.replace("$k", str(k))
     rev = count.replace("i", "(n - i + 1)") if direction == "growing" else f"{k} * i"
     return Spec(

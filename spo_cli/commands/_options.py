@@ -34,8 +34,9 @@ import sys
 import textwrap
 import types
 import typing
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, List, Mapping, Optional
+from typing import Any, Optional
 
 import typer
 
@@ -67,7 +68,7 @@ def cli(*names: str, **kw: Any) -> dict:
     return {"cli": Cli(names=names, **kw)}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _class_node(filename: str, qualname: str) -> ast.ClassDef | None:
     """The definition of a class, parsed from its own lines only (parsing whole modules for every
     command would slow down every `spo` start)."""
@@ -191,7 +192,7 @@ class Options:
         base, optional = _optional(tp)
         default = s.field_default if c.default is _FIELD_DEFAULT else c.default
         if _is_str_seq(base):
-            ann, default = Optional[List[str]], None
+            ann, default = Optional[list[str]], None
         elif c.parse is not None:
             default = _as_text(default)
             ann: Any = Optional[str] if default is None else str

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
@@ -86,7 +86,7 @@ def problems(
     n: Optional[int] = typer.Option(None, "--n", "-n", help="How many problems (default: the config's split size)."),
     config: str = ConfigOpt,
     seed: Optional[int] = SeedOpt,
-    family: Optional[List[str]] = typer.Option(
+    family: Optional[list[str]] = typer.Option(
         None, "--family", "-f", help="Only these families (repeatable); see `spo benchmark families`.",
     ),
     as_problem: bool = typer.Option(

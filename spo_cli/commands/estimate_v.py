@@ -7,8 +7,18 @@ from dataclasses import dataclass, field
 
 import typer
 
-from spo_cli.commands._options import (DEDUP, JUDGING, READING, RUNTIME, WRITING, Cli, Options, cli,
-                                       signature, usage_errors)
+from spo_cli.commands._options import (
+    DEDUP,
+    JUDGING,
+    READING,
+    RUNTIME,
+    WRITING,
+    Cli,
+    Options,
+    cli,
+    signature,
+    usage_errors,
+)
 from spo_cli.estimate_v import EstimateOptions
 from spo_cli.sampling.base import SampleOptions
 
@@ -99,9 +109,9 @@ def _end_to_end(args: EstimateV, out, reading, **kw) -> None:
 
     from spo_cli.console import info, progress
     from spo_cli.estimate_v import ValuesOutput
+    from spo_cli.judge.client import Judge
     from spo_cli.sampling import make_sampler
     from spo_cli.streams import ReadStats, add_shard, read_records
-    from spo_cli.judge.client import Judge
     from spo_cli.values import estimate_problems, p_hat_histogram
 
     if args.problems is None:

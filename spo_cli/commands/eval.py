@@ -74,10 +74,9 @@ def main(**kw) -> None:
 
     from spo_cli.console import err, info, progress, warn
     from spo_cli.errors import BadInput
-    from spo_cli.evaluate import (default_plot_path, evaluate_models, evaluate_trajectories,
-                                  plot_report, render_table)
-    from spo_cli.streams import ReadStats, open_writer, read_records
+    from spo_cli.evaluate import default_plot_path, evaluate_models, evaluate_trajectories, plot_report, render_table
     from spo_cli.judge.client import Judge
+    from spo_cli.streams import ReadStats, open_writer, read_records
 
     a, skip_invalid = EVAL.take(kw), READING.take(kw).skip_invalid
     ks, n, samples_out = a.k, a.n, a.samples_out

@@ -4,7 +4,7 @@ spo_cli.judge)."""
 from __future__ import annotations
 
 import os
-from typing import List, Optional
+from typing import Optional
 
 import typer
 
@@ -28,7 +28,7 @@ def main(
     sandbox: str = typer.Option("auto", "--sandbox", help="auto (the strongest that works here), namespaces (spo's own) or bwrap (bubblewrap)."),
     memory_accounting: str = typer.Option("auto", "--memory-accounting", help="How a run's memory is counted: auto (the strongest here), cgroup2, cgroup1, or rlimit (one address space per run: programs may not start processes)."),
     output_limit_mb: int = typer.Option(32, "--output-limit-mb", help="stdout + stderr a run may write (MiB); more is WA. The same for every test."),
-    allow_package: List[str] = typer.Option([], "--allow-package", help="Make this installed package importable in the sandbox (repeatable; its dependencies must be allowed too). Problems may allow more with their `packages` field. Nothing beyond the standard library is importable otherwise."),
+    allow_package: list[str] = typer.Option([], "--allow-package", help="Make this installed package importable in the sandbox (repeatable; its dependencies must be allowed too). Problems may allow more with their `packages` field. Nothing beyond the standard library is importable otherwise."),
     skip_invalid: bool = SkipInvalid,
     compress: Optional[str] = Compress,
 ) -> None:

@@ -8,8 +8,7 @@ from functools import partial
 
 import typer
 
-from spo_cli.commands._options import (JUDGING, READING, RUNTIME, WRITING, Cli, Options, cli, signature,
-                                       usage_errors)
+from spo_cli.commands._options import JUDGING, READING, RUNTIME, WRITING, Cli, Options, cli, signature, usage_errors
 from spo_cli.parsing import parse_range
 from spo_cli.pts import PTSOptions
 from spo_cli.sampling.base import SampleOptions
@@ -64,10 +63,10 @@ def main(**kw) -> None:
     import time
 
     from spo_cli.console import info, progress, warn
+    from spo_cli.judge.client import Judge
     from spo_cli.pts import PrefixRollouts, PTSStats, pivotal_token_search
     from spo_cli.sampling import make_sampler
     from spo_cli.streams import ReadStats, index_by, open_writer, read_records
-    from spo_cli.judge.client import Judge
     from spo_cli.values import load_values, p_hat_histogram, parse_missing_value
 
     args, out, runtime = ARGS.take(kw), WRITING.take(kw), RUNTIME.take(kw)

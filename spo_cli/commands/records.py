@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Optional
 
 import orjson
 import typer
@@ -95,7 +95,7 @@ def cat(**kw) -> None:
     info(f"spo records cat: {stats.summary()}{filtered}")
 
 
-def record_filter(min_reward: Optional[float], sources: Optional[List[str]]):
+def record_filter(min_reward: Optional[float], sources: Optional[list[str]]):
     """A predicate for `cat`'s filters, or None when there are none."""
     if min_reward is None and not sources:
         return None

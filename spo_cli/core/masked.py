@@ -6,8 +6,8 @@ both the values and the gradients.
 
 from __future__ import annotations
 
-from torch import Tensor
 import torch
+from torch import Tensor
 
 
 def as_bool(mask: Tensor) -> Tensor:

@@ -35,7 +35,8 @@ Skipped (counted): an EvalPlus task with no inputs.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from spo_cli.errors import RecordError, Unusable
 from spo_cli.importers._common import meta, string_list

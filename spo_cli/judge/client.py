@@ -123,7 +123,7 @@ class Judge:
             self._pool.close()
             self._pool = None
 
-    def __enter__(self) -> "Judge":
+    def __enter__(self) -> Judge:
         return self
 
     def __exit__(self, *exc) -> None:

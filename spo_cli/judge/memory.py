@@ -41,7 +41,7 @@ class Accounting:
     name = ONE_PROCESS
     one_process = True
 
-    def runner(self) -> "RunnerCgroups | None":
+    def runner(self) -> RunnerCgroups | None:
         return None
 
 
@@ -52,7 +52,7 @@ class _CgroupAccounting(Accounting):
         self.base = base
         _clean_stale(base)
 
-    def runner(self) -> "RunnerCgroups":
+    def runner(self) -> RunnerCgroups:
         return RunnerCgroups(self)
 
 

@@ -805,7 +805,7 @@ class _Channel:
             payload = plain.encode(msg, objects=True, arrays=True,
                                    handle=lambda o: o._hid if type(o) is Remote else None)
         except plain.EncodeError as e:
-            raise TypeError(f"a test passes the program something that is not plain data: {e}")
+            raise TypeError(f"a test passes the program something that is not plain data: {e}") from None
         try:
             write_all(CALL_OUT, plain.frame(op, payload))
         except OSError:

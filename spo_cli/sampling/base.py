@@ -22,8 +22,9 @@ this is our choice.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any
 
 from spo_cli.errors import BadInput
 
@@ -83,7 +84,7 @@ class SampleOptions:
         if self.template is not None and "{prompt}" not in self.template:
             raise ValueError("the prompt template has no {prompt} placeholder")
 
-    def with_(self, **changes: Any) -> "SampleOptions":
+    def with_(self, **changes: Any) -> SampleOptions:
         return replace(self, **changes)
 
 

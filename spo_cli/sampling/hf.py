@@ -27,12 +27,13 @@ Departure from the paper: none in substance; the paper does not describe its sam
 from __future__ import annotations
 
 import inspect
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import torch
 
 from spo_cli.errors import BadInput
-from spo_cli.sampling.base import Generation, Row, Sampler, SampleOptions
+from spo_cli.sampling.base import Generation, Row, SampleOptions, Sampler
 from spo_cli.tokens import decode_response, eos_token_ids, inference, logprobs_at, teacher_forced_logprobs
 
 # ----------------------------------------------------------------------------- the math
@@ -151,7 +152,7 @@ class HFSampler(Sampler):
 
     @classmethod
     def from_pretrained(cls, path: str, opts: SampleOptions | None = None, *, device: str = "auto",
-                        dtype: str = "auto", model_name: str | None = None) -> "HFSampler":
+                        dtype: str = "auto", model_name: str | None = None) -> HFSampler:
         model, tokenizer = load_model(path, device=device, dtype=dtype)
         return cls(model, tokenizer, opts, model_name=model_name or str(path))
 

@@ -57,10 +57,11 @@ import contextlib
 import os
 import sys
 import tempfile
-from typing import Any, Iterator, Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from spo_cli.errors import BadInput, SpoError
-from spo_cli.sampling.base import Generation, Row, Sampler, SampleOptions
+from spo_cli.sampling.base import Generation, Row, SampleOptions, Sampler
 
 LOGPROBS_MODE = "raw_logprobs"
 WORKER_EXTENSION = "spo_cli.sampling.vllm_worker.WeightsExtension"
@@ -176,7 +177,7 @@ class VLLMSampler(Sampler):
 
     @classmethod
     def from_pretrained(cls, path: str, opts: SampleOptions | None = None, *, dtype: str = "auto",
-                        model_name: str | None = None, **engine_kwargs: Any) -> "VLLMSampler":
+                        model_name: str | None = None, **engine_kwargs: Any) -> VLLMSampler:
         if not os.path.isdir(path):
             raise BadInput("not a model directory", path=str(path))
         for k, v in ENGINE_ENV_DEFAULTS.items():

@@ -36,9 +36,10 @@ from __future__ import annotations
 import http.client
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
@@ -189,7 +190,7 @@ class WorkerLinks:
         self.pushes = 0
 
     # ------------------------------------------------------------------ control
-    def start(self) -> "WorkerLinks":
+    def start(self) -> WorkerLinks:
         for link in self.links:
             link.thread = threading.Thread(target=self._run, args=(link,), daemon=True,
                                            name=f"spo-link-{link.client.port}")

@@ -27,9 +27,10 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import orjson
@@ -149,7 +150,7 @@ class _Handler(BaseHTTPRequestHandler):
             handler()
         except _Refused as e:
             self._send(e.status, {"error": e.message})
-        except (BrokenPipeError, ConnectionResetError, socket.timeout):
+        except (TimeoutError, BrokenPipeError, ConnectionResetError):
             self.close_connection = True
 
     # ------------------------------------------------------------------ endpoints

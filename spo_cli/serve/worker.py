@@ -150,8 +150,8 @@ class RolloutWorker:
         return ok
 
     # ------------------------------------------------------------------ lifecycle
-    def start(self) -> "RolloutWorker":
-        self.judge.pool  # opened now: a machine without isolation fails here, not in a round
+    def start(self) -> RolloutWorker:
+        _ = self.judge.pool  # opened now: a machine without isolation fails here, not in a round
         self._thread = threading.Thread(target=self._loop, name="spo-rollouts", daemon=True)
         self._thread.start()
         return self

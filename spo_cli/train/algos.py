@@ -31,8 +31,9 @@ KL(pi_theta || pi_ref) only on rows the policy sampled.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -49,7 +50,7 @@ class Algorithm:
     """One --algo: its step, and what set-up must give it."""
 
     name: str
-    step: Callable[["Run", list[Example]], dict]
+    step: Callable[[Run, list[Example]], dict]
     """Loss on the step's examples, backpropagated; returns the step's metrics."""
     uses_values: bool = False
     """Needs V_hat(x0) per problem (--values, --missing-value)."""
@@ -76,13 +77,13 @@ def _add(sums: dict, values: dict, w: float) -> None:
         sums[k] = sums.get(k, 0.0) + w * v
 
 
-def _finite(loss: torch.Tensor, run: "Run") -> torch.Tensor:
+def _finite(loss: torch.Tensor, run: Run) -> torch.Tensor:
     if not torch.isfinite(loss):
         raise SpoError(f"non-finite loss at step {run.step}: {loss.item()}")
     return loss
 
 
-def _micro_batches(run: "Run", examples: list[Example]) -> list[list[Example]]:
+def _micro_batches(run: Run, examples: list[Example]) -> list[list[Example]]:
     """The step's examples in --grad-accum micro-batches, or one per sequence with --clip-per-sequence."""
     if run.cfg.clip_per_sequence:
         return [[e] for e in examples]
@@ -93,7 +94,7 @@ def _micro_batches(run: "Run", examples: list[Example]) -> list[list[Example]]:
 PartLoss = Callable[[list[Example]], tuple[torch.Tensor, float, dict]]
 
 
-def _backward(run: "Run", parts: list[list[Example]], part_loss: PartLoss) -> dict:
+def _backward(run: Run, parts: list[list[Example]], part_loss: PartLoss) -> dict:
     """Backpropagate sum over parts of weight * loss, where part_loss(part) -> (loss, weight, metrics)
     and the weights sum to 1; the metrics are averaged with the same weights.
 
@@ -148,7 +149,7 @@ def build_objective(cfg: TrainConfig):
         raise BadInput(f"--loss: {e}") from None
 
 
-def spo_step(run: "Run", examples: list[Example]) -> dict:
+def spo_step(run: Run, examples: list[Example]) -> dict:
     """SPO: the run's objective on each micro-batch (docs/math.md), with the reference log-probs from
     the trajectories' cache or the reference model. The batch loss is the mean over sequences."""
     from spo_cli.core.spo import SPOBatch, mc_tensors, terminal_q
@@ -199,7 +200,7 @@ class ValueModel(torch.nn.Module):
         self._no_split_modules = list(getattr(backbone, "_no_split_modules", None) or [])
 
     @classmethod
-    def from_reference(cls, model_dir: str) -> "ValueModel":
+    def from_reference(cls, model_dir: str) -> ValueModel:
         from transformers import AutoModel
 
         return cls(AutoModel.from_pretrained(model_dir, dtype=torch.float32))
@@ -209,7 +210,7 @@ class ValueModel(torch.nn.Module):
         return self.head(h.to(self.head.weight.dtype)).float().squeeze(-1)  # (FSDP bf16: the head computes in bf16)
 
 
-def ppo_step(run: "Run", examples: list[Example]) -> dict:
+def ppo_step(run: Run, examples: list[Example]) -> dict:
     """PPO: advantages from GAE on the KL-penalised reward, then --ppo-epochs passes of the clipped
     policy and value losses over the micro-batches."""
     from spo_cli.core.ppo import (
@@ -290,7 +291,7 @@ def check_grpo(cfg: TrainConfig) -> None:
         raise BadInput(f"--grpo-kl must be >= 0, got {cfg.grpo_kl}")
 
 
-def grpo_step(run: "Run", examples: list[Example]) -> dict:
+def grpo_step(run: Run, examples: list[Example]) -> dict:
     """GRPO (docs/math.md §12): each rollout's advantage is its reward relative to the other samples
     of its prompt in this step; PPO's clipped surrogate on it at every token (pi_old: the behaviour
     log-probs the sampler recorded), plus --grpo-kl times the k3 KL to the reference; token-level
@@ -338,7 +339,7 @@ def grpo_step(run: "Run", examples: list[Example]) -> dict:
 
 
 # ---------------------------------------------------------------------- RFT
-def rft_step(run: "Run", examples: list[Example]) -> dict:
+def rft_step(run: Run, examples: list[Example]) -> dict:
     """Rejection-sampling fine-tuning (docs/math.md §13): the negative log-likelihood of the correct
     trajectories of the step (reward 1: the corpus's and the policy's own), token mean; the other
     trajectories are rejected (they weigh nothing). No reference model in the loss (kl_ref is a metric)."""

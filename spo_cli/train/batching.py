@@ -14,8 +14,9 @@ targets of foreign ids are dropped (they are of another tokenisation).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from torch import Tensor

@@ -135,7 +135,7 @@ class TrainConfig:
     """GRPO: weight of the k3 KL(policy || reference) penalty in the loss (TRL's beta; default 0,
     TRL's default)."""
 
-    def resolved(self) -> "TrainConfig":
+    def resolved(self) -> TrainConfig:
         c = dataclasses.replace(self)
         if c.offline_ratio < 0:
             c.offline_ratio = 1.0 if c.offline and not c.problems else (0.5 if c.offline else 0.0)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import random
-from typing import Iterator
+from collections.abc import Iterator
 
 from spo_cli.errors import BadInput
 from spo_cli.judge.outcome import is_usable

@@ -42,9 +42,10 @@ layouts compute the same losses (tests/test_fsdp.py holds them to a tolerance).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import torch
 
@@ -73,7 +74,7 @@ class Processes:
         self.precision = precision
 
     @classmethod
-    def single(cls, device: torch.device | str = "cpu", precision: str = "fp32") -> "Processes":
+    def single(cls, device: torch.device | str = "cpu", precision: str = "fp32") -> Processes:
         return cls(None, device=torch.device(device), precision=precision)
 
     @property
@@ -86,7 +87,7 @@ class Processes:
 
     # ------------------------------------------------------------------ start
     @classmethod
-    def start(cls, cfg: Any, timeout_s: float = 1800.0) -> "Processes":
+    def start(cls, cfg: Any, timeout_s: float = 1800.0) -> Processes:
         """This process's place in the launch: one process, DDP (gloo on CPUs, NCCL on GPUs), or FSDP2."""
         from accelerate import Accelerator
         from accelerate.utils import DistributedType, InitProcessGroupKwargs
