@@ -20,11 +20,11 @@ import pytest
 import torch
 
 from spo_cli.errors import BadInput
-from spo_cli.schema import new_trajectory
-from spo_cli.streams import read_records, write_records
+from spo_cli.streams import read_records
 from spo_cli.train.config import AsyncConfig, LaunchConfig, TrainConfig
 from spo_cli.train.launch import launch
-from tests.tinymodel_util import build_tiny_model, one_thread  # noqa: F401 - one torch thread
+from tests.test_train import make_world
+from tests.tinymodel_util import one_thread  # noqa: F401 - one torch thread
 from tests.waiting import wait_until
 
 STEPS = 3
@@ -37,21 +37,7 @@ WEIGHT_TOL = 1e-5
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
-    d = tmp_path_factory.mktemp("fsdp")
-    model = build_tiny_model(d / "model", chat_template=True)
-    problems = [{"id": f"p{i}", "prompt": f"Read a number and print it plus {i}.",
-                 "tests": [{"input": "1\n", "output": f"{1 + i}\n"}], "time_limit": 2} for i in range(4)]
-    write_records(d / "problems.jsonl", problems)
-    trajs = []
-    for i in range(4):
-        trajs.append(new_trajectory(problem_id=f"p{i}", prompt="x", response=f"print(int(input())+{i})",
-                                    reward=1.0, verdict="OK", source="human"))
-        trajs.append(new_trajectory(problem_id=f"p{i}", prompt="x", response=f"print(int(input())+{i + 1})",
-                                    reward=0.0, verdict="WA", source="offline"))
-    write_records(d / "corpus.jsonl", trajs)
-    write_records(d / "values.jsonl", [{"problem_id": f"p{i}", "v": -0.3, "k": 10, "beta": 0.1, "p_hat": 0.1}
-                                       for i in range(4)])
-    return d, str(model)
+    return make_world(tmp_path_factory)
 
 
 def cfg(world, out, **kw) -> TrainConfig:
