@@ -186,6 +186,8 @@ def choose() -> None:
     """Per method: the (lr, corpus, checkpoint step) with the best validation pass@10 of the grid
     (ties: pass@1, then the earlier step). Written only when it changes (it dates the main runs)."""
     lrs = env("LRS", "2e-5 5e-5 1e-4").split()
+    if not METHODS or not lrs:  # a choices.json without choices would date every main run
+        raise SystemExit("study.py choose: METHODS or LRS is empty")
     out: dict = {}
     for method in METHODS:
         best = None
