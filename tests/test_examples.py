@@ -158,3 +158,14 @@ def test_study_makefile_smoke_runs_resumes_and_rebuilds_results(toy_benchmark, t
     _run(make + ["results"], tmp_path, env)
     again = json.loads((res / "summary.json").read_text())
     assert again["main"] == summary["main"] and again["claims"] == summary["claims"]
+
+
+def test_study_makefile_full_plan_has_every_run(tmp_path):
+    """The full study's plan (not SMOKE): 8 method/corpus variants x 3 learning rates on validation,
+    6 methods x 2 more seeds, 6 ablations x 2 seeds, 3 TRL seeds. (An `export` of a name before it
+    was defined once emptied METHODS: the smoke run, which sets its own, could not see it.)"""
+    r = _run(["make", "-s", "-C", str(ROOT / "examples"), "plan", f"OUT={tmp_path}/o"], tmp_path)
+    counts = dict(re.findall(r"^(\w+) runs \((\d+)\)", r.stdout, flags=re.M))
+    assert counts == {"grid": "24", "main": "12", "ablation": "12", "TRL": "3"}, r.stdout
+    grid = re.search(r"^grid runs \(\d+\): (.*)$", r.stdout, flags=re.M)[1].split()
+    assert {"g-spo-half-all-lr5e-5", "g-rft-lr2e-5", "g-ppo-lr1e-4"} <= set(grid)
