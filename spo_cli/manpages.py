@@ -88,10 +88,14 @@ def pages() -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    check = "--check" in argv
-    argv = [a for a in argv if a != "--check"]
-    out = Path(argv[0] if argv else "man")
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m spo_cli.manpages",
+                                 description="Write the man page of every spo command (or check them).")
+    ap.add_argument("out", nargs="?", default="man", help="directory of the pages (default: man)")
+    ap.add_argument("--check", action="store_true", help="exit 1 if a page there is missing or out of date")
+    args = ap.parse_args(argv)
+    check, out = args.check, Path(args.out)
     want = pages()
     if check:
         have = {p.name for p in out.glob("*.1")}
