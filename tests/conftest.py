@@ -74,6 +74,20 @@ def toy_benchmark():
 
 
 @pytest.fixture(scope="module")
+def toy(toy_benchmark, tmp_path_factory):
+    """(model dir, problems file, problems, model, tokenizer): the toy model in fp32 and six of its
+    held-out problems."""
+    from spo_cli.sampling.hf import load_model
+    from spo_cli.streams import read_records, write_records
+
+    problems = list(read_records(str(toy_benchmark.heldout_problems), "problem"))[:6]
+    path = tmp_path_factory.mktemp("toy") / "problems.jsonl"
+    write_records(path, problems)
+    model, tok = load_model(str(toy_benchmark.model_dir), device="cpu", dtype="float32")
+    return str(toy_benchmark.model_dir), str(path), problems, model, tok
+
+
+@pytest.fixture(scope="module")
 def pool():
     """One sandboxed judge runner, shared by a module's tests (workers and learners judge with it)."""
     from spo_cli.judge.runner import SandboxPool

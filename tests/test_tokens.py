@@ -18,7 +18,6 @@ from spo_cli.sampling import SampleOptions
 from spo_cli.sampling.hf import HFSampler, load_model
 from spo_cli.sampling.prompts import PromptFormatter, format_prompt, tokenizer_fingerprint
 from spo_cli.schema import new_trajectory
-from spo_cli.streams import read_records, write_records
 from spo_cli.tokens import (
     IGNORE,
     Tokens,
@@ -211,13 +210,6 @@ def test_pts_and_the_trainer_give_a_trajectory_the_same_ids(tiny):
 # ----------------------------------------------------------------------------- the promise
 
 
-@pytest.fixture(scope="module")
-def toy(toy_benchmark, tmp_path_factory):
-    problems = list(read_records(str(toy_benchmark.heldout_problems), "problem"))[:6]
-    path = tmp_path_factory.mktemp("toy") / "problems.jsonl"
-    write_records(path, problems)
-    model, tok = load_model(str(toy_benchmark.model_dir), device="cpu", dtype="float32")
-    return str(toy_benchmark.model_dir), str(path), problems, model, tok
 
 
 @pytest.mark.parametrize("args", [

@@ -116,18 +116,24 @@ def test_online_run_samples_judges_and_saves_rollouts(world, tmp_path, algo):
     assert {r["policy_version"] for r in rollouts} == {0, 1}
 
 
-def test_resume_equals_uninterrupted(world, tmp_path):
-    kw = dict(offline_ratio=0.5, batch_size=4, online_n=2, model_update_interval=3, deterministic=True,
-              save_every=2)
+def resume_equals_uninterrupted(world, tmp_path, **kw) -> dict:
+    """5 steps in one go, and 2 steps then --resume to 5: the same losses, online rewards, data
+    positions, tokens and final weights (bit for bit). Returns the final weights."""
     full = run(cfg(world, tmp_path / "a", steps=5, **kw), quiet_stdout=True)
     part1 = run(cfg(world, tmp_path / "b", steps=2, **kw), quiet_stdout=True)
     part2 = run(cfg(world, tmp_path / "b", steps=5, **kw), resume=True, quiet_stdout=True)
     assert [h["step"] for h in part1 + part2] == [1, 2, 3, 4, 5]
     for x, y in zip(full, part1 + part2):
         assert x["loss"] == y["loss"] and x.get("reward_online") == y.get("reward_online")
-        assert x["data_position"] == y["data_position"]
+        assert x.get("data_position") == y.get("data_position") and x.get("tokens") == y.get("tokens")
     wa, wb = weights(tmp_path / "a/checkpoints/step-000005"), weights(tmp_path / "b/checkpoints/step-000005")
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    return wa
+
+
+def test_resume_equals_uninterrupted(world, tmp_path):
+    resume_equals_uninterrupted(world, tmp_path, offline_ratio=0.5, batch_size=4, online_n=2,
+                                model_update_interval=3, deterministic=True, save_every=2)
     metrics = [json.loads(l)["step"] for l in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
     assert metrics == [1, 2, 3, 4, 5]
 

@@ -12,7 +12,7 @@ from spo_cli.errors import BadInput
 from spo_cli.schema import new_trajectory
 from spo_cli.streams import read_records, write_records
 from spo_cli.train.run import run
-from tests.test_train import cfg, make_world, weights
+from tests.test_train import cfg, make_world, resume_equals_uninterrupted, weights
 
 
 @pytest.fixture(scope="module")
@@ -150,15 +150,7 @@ def test_rft_offline_run_moves_the_policy_and_needs_no_values(world, tmp_path):
 def test_resume_equals_uninterrupted(world, tmp_path, algo):
     kw = dict(algo=algo, values=[], batch_size=4, online_n=2, deterministic=True, save_every=2)
     kw.update(offline_ratio=0.5, model_update_interval=3) if algo == "rft" else kw.update(offline_ratio=0.0, offline=[])
-    full = run(cfg(world, tmp_path / "a", steps=5, **kw), quiet_stdout=True)
-    part1 = run(cfg(world, tmp_path / "b", steps=2, **kw), quiet_stdout=True)
-    part2 = run(cfg(world, tmp_path / "b", steps=5, **kw), resume=True, quiet_stdout=True)
-    assert [h["step"] for h in part1 + part2] == [1, 2, 3, 4, 5]
-    for x, y in zip(full, part1 + part2):
-        assert x["loss"] == y["loss"] and x.get("reward_online") == y.get("reward_online")
-        assert x.get("data_position") == y.get("data_position") and x["tokens"] == y["tokens"]
-    wa, wb = weights(tmp_path / "a/checkpoints/step-000005"), weights(tmp_path / "b/checkpoints/step-000005")
-    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    wa = resume_equals_uninterrupted(world, tmp_path, **kw)
     if algo == "rft":
         before = weights(__import__("pathlib").Path(world[1]))
         assert any(not torch.equal(before[k], wa[k]) for k in wa)

@@ -40,13 +40,6 @@ FP32_BAR = 1e-4  # the bar the hf backend meets (tests/test_tokens.py)
 
 
 # ----------------------------------------------------------------------------- fixtures, helpers
-@pytest.fixture(scope="module")
-def toy(toy_benchmark, tmp_path_factory):
-    problems = list(read_records(str(toy_benchmark.heldout_problems), "problem"))[:6]
-    path = tmp_path_factory.mktemp("toy") / "problems.jsonl"
-    write_records(path, problems)
-    model, tok = load_model(str(toy_benchmark.model_dir), device="cpu", dtype="float32")
-    return str(toy_benchmark.model_dir), str(path), problems, model, tok
 
 
 @pytest.fixture(scope="module")
