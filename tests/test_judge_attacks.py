@@ -121,7 +121,12 @@ def test_memory_attacks_are_mle_where_cgroups_count(as_root):
         return
     for p in ATTACKS:
         if header(p)["class"] == "memory":
-            assert results[p.stem]["verdict"] == "MLE", (p.stem, results[p.stem]["judge"])
+            r = results[p.stem]
+            # Threads share one address space, whose limit stays as a backstop beside the cgroup:
+            # it may refuse a thread's stack before the heap outgrows the cgroup (which of the two
+            # comes first is a race), and Python then raises "can't start new thread".
+            refused_thread = r["verdict"] == "RE" and "can't start new thread" in (r["judge"].get("detail") or "")
+            assert r["verdict"] == "MLE" or refused_thread, (p.stem, r["judge"])
 
 
 def test_earlier_runs_leave_nothing_to_find():
