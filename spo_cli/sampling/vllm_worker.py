@@ -54,12 +54,12 @@ class WeightsExtension:
         import inspect
         import logging
 
-        # The worker's reload_weights passes *args, **kwargs on to its model runner's (under the
-        # engine's config): the runner's signature says whether an iterator is taken.
+        # vLLM's worker passes reload_weights(*args, **kwargs) on to its model runner's (under the
+        # engine's config): the runner's signature, where there is one, says whether an iterator
+        # is taken.
         reload = getattr(self, "reload_weights", None)
-        runner_reload = getattr(getattr(self, "model_runner", None), "reload_weights", None)
-        if reload is None or runner_reload is None \
-                or "weights_iterator" not in inspect.signature(runner_reload).parameters:
+        runner = getattr(getattr(self, "model_runner", None), "reload_weights", None) or reload
+        if reload is None or "weights_iterator" not in inspect.signature(runner).parameters:
             # An older vLLM without in-place reload from an iterator: the model's own loader, as
             # TRL's vllm-serve does (right on GPU, where weights are not repacked after loading;
             # not run here).
