@@ -251,7 +251,9 @@ def test_memory_is_bounded_by_the_batch_not_the_file(tmp_path, fmt):
            for p in (big, small)]
     (n_big, kib_big), (n_small, kib_small) = [(int(a), int(b)) for a, b in out]
     assert (n_big, n_small) == (6000, 1500)
-    assert kib_big - kib_small < 32 * 1024, (kib_big, kib_small)  # vs ~95 MB more data
+    # ~95 MB more data: a reader whose memory grows with the file adds at least that much; one
+    # bounded by the batch adds allocator noise (up to ~37 MB seen under load, pyarrow's pool)
+    assert kib_big - kib_small < 48 * 1024, (kib_big, kib_small)
 
 
 def _spo(*args: str, stdin: bytes = b"") -> subprocess.CompletedProcess:
