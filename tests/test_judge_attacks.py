@@ -196,3 +196,104 @@ def test_attacks_as_an_ordinary_user():
     results = json.loads(r.stdout.decode().splitlines()[-1])
     assert check(results) == []
     assert all(rec["judge"]["sandbox"].startswith("namespaces(user,") for rec in results.values())
+
+
+# ------------------------------------------------------------------------------------------
+# One tester serves the assert-style runs of a runner: nothing a run does to it may reach the
+# next run (as an ordinary user the program shares the tester's uid and can signal it).
+
+SABOTEURS = ["56_stop_the_kept_tester", "57_kill_the_kept_tester", "58_sigio_to_the_tester",
+             "59_leave_a_saboteur", "51_stop_everyone", "50_kill_everything_in_call",
+             "120_signal_everyone", "52_starve_the_tester"]
+LIST_PIDS = ("import os\nprint(' '.join(sorted(p for p in os.listdir('/proc') if p.isdigit() "
+             "and int(p) not in (1, os.getpid()))))\n")
+
+SEQUENCE_SCRIPT = r"""
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from spo_cli.judge import JudgeOptions, SandboxPool, judge_response
+from spo_cli.judge.sandbox import Limits
+problems, programs, list_pids = json.load(sys.stdin)
+honest = programs.pop("honest_he0")
+out = {"runs": []}
+with SandboxPool(1) as pool:
+    sb = pool.acquire()
+    pool.release(sb)
+    out["keep_tester"] = sb.keep_tester
+
+    def others():
+        run = sb.run({"mode": "stdio", "code": list_pids},
+                     Limits(cpu_s=2, wall_s=5, mem_bytes=256 << 20, out_bytes=1 << 20))
+        return run.stdout.decode().split()
+
+    for name, code in [(None, None)] + list(programs.items()):
+        if name is not None:
+            bad = judge_response(problems[name.split("|")[0]], code, pool=pool)
+            out["runs"].append([name, bad["verdict"], bad["reward"], bad["judge"].get("detail")])
+        good = judge_response(problems["he0"], honest, pool=pool)
+        out["runs"].append(["honest_he0", good["verdict"], good["reward"], good["judge"].get("detail")])
+        out["runs"].append(["others", others()])
+print(json.dumps(out))
+"""
+
+
+def _sequence_input():
+    programs = {"honest_he0": (DIR / "honest_he0.py").read_text()}
+    for n in SABOTEURS:
+        programs[f"{header(DIR / f'{n}.py')['problem']}|{n}"] = (DIR / f"{n}.py").read_text()
+    return json.dumps([PROBLEMS, programs, LIST_PIDS]).encode()
+
+
+def _check_sequence(out: dict, as_root: bool) -> None:
+    runs = out["runs"]
+    for rec in runs:
+        if rec[0] == "honest_he0":
+            assert rec[1] == "OK" and rec[2] == 1.0, rec
+        elif rec[0] != "others":
+            assert rec[1] != "JE" and rec[2] is not None and rec[2] < 1, rec
+    seen = [rec[1] for rec in runs if rec[0] == "others"]
+    if not out["keep_tester"]:
+        assert all(s == [] for s in seen), seen  # a tester per run: none between runs
+        return
+    # Between runs a stdio program sees exactly one other process: the kept tester.
+    assert all(len(s) == 1 for s in seen), seen
+    if as_root:  # another uid: no program could touch it, one tester served every run
+        assert len({s[0] for s in seen}) == 1, seen
+
+
+def _run_sequence(env=None):
+    r = subprocess.run([sys.executable, "-I", "-c", SEQUENCE_SCRIPT, str(ROOT)],
+                       input=_sequence_input(), capture_output=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr.decode()[-3000:]
+    return json.loads(r.stdout.decode().splitlines()[-1])
+
+
+def test_a_run_cannot_reach_the_next_through_the_kept_tester():
+    _require_namespaces()
+    out = _run_sequence()
+    assert out["keep_tester"] or os.uname().machine != "x86_64"
+    _check_sequence(out, as_root=os.geteuid() == 0)
+
+
+def test_one_tester_per_run_when_asked():
+    """SPO_JUDGE_TESTER_RUNS=1: every assert-style run forks its own tester (the older way)."""
+    _require_namespaces()
+    out = _run_sequence(env=dict(os.environ, SPO_JUDGE_TESTER_RUNS="1"))
+    assert out["keep_tester"] is False
+    _check_sequence(out, as_root=os.geteuid() == 0)
+
+
+def test_a_run_cannot_reach_the_next_through_the_kept_tester_as_an_ordinary_user():
+    if os.geteuid() != 0 or not shutil.which("setpriv"):
+        pytest.skip("needs root and setpriv to become an ordinary user")
+    python = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
+    r = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-I", "-c",
+         SEQUENCE_SCRIPT, str(ROOT)], input=_sequence_input(), capture_output=True,
+        timeout=600, cwd="/")
+    if r.returncode != 0 and b"no process isolation works here" in r.stderr:
+        pytest.skip("unprivileged user namespaces are disabled on this machine")
+    assert r.returncode == 0, r.stderr.decode()[-3000:]
+    out = json.loads(r.stdout.decode().splitlines()[-1])
+    assert out["keep_tester"] or os.uname().machine != "x86_64"
+    _check_sequence(out, as_root=False)

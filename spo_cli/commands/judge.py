@@ -55,8 +55,10 @@ def main(
     program's functions and gets plain data back (builtin types, rebuilt outside the
     program). Nothing a program writes, returns or patches can make a failing test pass.
 
-    - A program never sees the tests' code or expected outputs, nor any earlier run's data;
-    its limits do not depend on the expected output.
+    - A program never sees the tests' code or expected outputs, nor any earlier run's data or
+    processes; its limits do not depend on the expected output. (One tester serves a runner's
+    assert-style runs in turn: it runs no program code, and is replaced whenever a run could
+    have disturbed it; SPO_JUDGE_TESTER_RUNS=1 forks one per run.)
 
     - Only the standard library is importable, plus what --allow-package or the problem's
     `packages` field allow.
@@ -74,7 +76,8 @@ def main(
     copied, so in-place changes to arguments are not seen by the tests, and a test that passes
     its own callables to the program fails); protection beyond what Linux namespaces and
     seccomp give against a kernel exploit; memory accounting of kernel buffers (pipes, sockets)
-    in the rlimit mode.
+    in the rlimit mode. Programs may not call setsid or setpgid (EPERM): a run's processes stay
+    in the group the judge kills.
 
     Example: spo sample -m ckpt -p problems.jsonl -n 8 | spo judge -p problems.jsonl -o traj.jsonl.zst
     """

@@ -348,6 +348,8 @@ class Sandbox:
                 "env": RUN_ENV,
                 "seccomp": seccomp,
                 "one_process": self.memory.one_process,
+                # Assert-style runs one tester serves before it is replaced (1: one per run).
+                "tester_runs": max(1, int(os.environ.get("SPO_JUDGE_TESTER_RUNS") or 256)),
                 "cgroup_fd": cg_fds.get("z"),
                 "mechanism": self.mechanism,
             }
@@ -377,6 +379,7 @@ class Sandbox:
             self.close()
             raise
         self.magic = hdr.get("magic")  # the runner's bytecode magic (hex)
+        self.keep_tester = bool(hdr.get("keep_tester"))  # one tester serves its assert runs
         if hdr.get("proc") is False:
             self.mechanism += "+noproc"
         if isolation != "none" and not hdr.get("seccomp"):

@@ -21,6 +21,13 @@ the codec, loaded by path at start). It isolates itself before reading any reque
            tests with the program's functions bound to proxies: a call is sent to P over a pipe
            pair and answered with plain data only (plain.py), rebuilt in T out of builtin
            types. Only T holds the result channel; P never receives the test code.
+           One T serves the assert-style runs of its runner one after another (serve_tests:
+           a fork per run instead of two, the costliest part of a run on small machines), when
+           what makes that sound is there: Z as pid 1, seccomp, /proc (cfg["keep_tester"]).
+           No program code ever runs in T, which gets each run's descriptors from Z and only
+           plain data from P; before T is used again Z checks it is alive, asleep and has no
+           signal pending (an ordinary user's P shares T's uid and may signal it), and T is
+           replaced after a run that timed out, when it has grown, or every `tester_runs` runs.
 
 Z never holds test data, programs or outputs: the judge creates every run's memfds (requests,
 stdin) and pipes (stdout, stderr, results) and passes their child ends to Z with SCM_RIGHTS; Z
@@ -29,7 +36,9 @@ forks from a Z that has never seen a test, an expected output, a program or a re
 forks, limits, waits (pidfd), kills, reaps and replies with a small header (status, CPU, wall).
 When the run's main process (P, or T for assert-style tests) exits, runs out of time, or the
 judge asks (output over its limit), Z, as pid 1 of the namespace, SIGKILLs every other process in
-it (kill(-1)) and reaps them all, so nothing of one run survives into the next.
+it (kill(-1)) and reaps them all, so nothing of one run survives into the next. With a kept T,
+Z kills P's process group instead (seccomp refuses setsid and setpgid, so nothing a run starts
+leaves it) until none of it is left, zombies included.
 
 Under bubblewrap (sandbox.py, the fallback), bwrap makes O's namespaces and the read-only root
 and starts Z as pid 1; everything from Z down is the same.
@@ -187,6 +196,7 @@ def _seccomp_program(one_process):
         447,                 # memfd_secret
         29, 31, 64, 65, 66, 220, 68, 69, 70, 71,  # SysV shm/sem/msg: would outlive the run
         240, 241, 242, 243, 244, 245,  # POSIX message queues
+        112, 109,            # setsid, setpgid: a run's processes stay in the group Z kills
     ]
     if one_process:
         denied += [57, 58, 59, 322, 319]  # fork, vfork, execve, execveat, memfd_create
@@ -840,8 +850,14 @@ def _treport(op, value=None):
 
 
 def run_tester(req):
-    """T's work; never returns. Frames on fd 3: J [msg] (the problem's own code failed: a judge
-    error), L [kind, type, msg] (the program did not load), T [i, ok, type, msg], D (done)."""
+    """T's work when it serves one run; never returns."""
+    _exit(run_tests(req))
+
+
+def run_tests(req):
+    """One run's tests; returns T's exit code (0: every test passed). Frames on fd 3: J [msg]
+    (the problem's own code failed: a judge error), L [kind, type, msg] (the program did not
+    load), T [i, ok, type, msg], D (done)."""
     global _channel
     import builtins
     import importlib
@@ -863,7 +879,7 @@ def run_tester(req):
             exec(prompt_code, g)
         except BaseException as e:
             _treport(b"J", [f"the problem's prompt code fails: {type(e).__name__}: {_text(e, 300)}"])
-            _exit(1)
+            return 1
         g.pop(entry, None)
     own = set(g) | set(builtins.__dict__)
     try:
@@ -871,7 +887,7 @@ def run_tester(req):
         if op == b"X":
             kind, tname, msg = plain.decode(data)
             _treport(b"L", [str(kind), str(tname), str(msg)])
-            _exit(1)
+            return 1
         if op != b"L":
             raise ValueError("protocol")
         names = plain.decode(data)
@@ -879,10 +895,10 @@ def run_tester(req):
             raise ValueError("protocol")
     except ProgramDied as e:
         _treport(b"L", ["died", "ProgramDied", str(e)])
-        _exit(1)
+        return 1
     except Exception as e:
         _treport(b"L", ["died", "ProgramDied", f"the program broke the call protocol ({e})"])
-        _exit(1)
+        return 1
     wanted = set(req["names"])
     for item in names[:10000]:
         if not (isinstance(item, list) and len(item) == 3 and type(item[0]) is str):
@@ -903,7 +919,7 @@ def run_tester(req):
         # Not a judge error: the program's answers may have caused it.
         _treport(b"T", [0, False, type(e).__name__,
                         f"the test code failed: {_text(e, 300)}"])
-        _exit(1)
+        return 1
     ok_all = True
     for i, t in enumerate(test_codes):
         try:
@@ -918,7 +934,87 @@ def run_tester(req):
             if req.get("stop_on_fail", True):
                 break
     _treport(b"D")
-    _exit(0 if ok_all else 1)
+    return 0 if ok_all else 1
+
+
+CTL_FD = 9  # a kept tester's control socket to Z
+TESTER_GROWTH = 8 << 20  # a kept tester retires when its resident memory has grown this much
+
+
+def _rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _cpu_now():
+    return time.process_time()
+
+
+def serve_tests(_req, max_runs):
+    """T kept for the assert-style runs of its runner, one after another; never returns.
+
+    Per run Z sends {"run": n, "cpu_s": limit} with four descriptors (the result channel, the
+    tests' request, and the run's own pipe pair to and from P); T runs the tests exactly as a
+    per-run tester does, closes all four, and answers {"done": n, "code", "cpu", "maxrss_kb",
+    "retire"}. Nothing of a program ever runs here: what T receives from a program is plain
+    data, rebuilt from builtin types (plain.py), and P can reach T in no other way (another uid
+    as root; not dumpable, no ptrace, and signals checked by Z before T is used again, in a
+    user namespace). What the dataset's test code may change in T's process state is reset
+    after each run, and T retires (exits; Z forks a fresh one) after `max_runs` runs, when a
+    thread is left running, when its memory has grown, or when anything unexpected happens."""
+    import socket as _socket
+
+    ctl = _socket.socket(fileno=CTL_FD)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # no signal runs Python code in T
+    env, path, recursion = dict(os.environ), list(sys.path), sys.getrecursionlimit()
+    streams = (sys.stdin, sys.stdout, sys.stderr)
+    rss0 = _rss()
+    inf = resource.RLIM_INFINITY
+    runs = 0
+    while True:
+        msg, fds, flags, _ = _socket.recv_fds(ctl, 4096, 8)
+        if not msg:
+            _exit(0)  # Z is gone
+        hdr = json.loads(msg)
+        if len(fds) != 4 or flags & (_socket.MSG_CTRUNC | _socket.MSG_TRUNC):
+            _exit(125)
+        high = []
+        for fd in fds:  # received at the lowest free numbers, which may be the targets
+            high.append(fcntl.fcntl(fd, fcntl.F_DUPFD, CTL_FD + 1))  # (under RLIMIT_NOFILE)
+            os.close(fd)
+        for target, fd in zip((RES_FD, REQ_FD, CALL_OUT, CALL_IN), high):
+            os.dup2(fd, target)
+            os.close(fd)
+        req = plain.decode(read_all(REQ_FD))  # the judge's: trusted
+        os.close(REQ_FD)
+        c0 = _cpu_now()
+        soft = max(1, -int(-(c0 + hdr["cpu_s"]) // 1))
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, inf))
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        try:
+            code = run_tests(req)
+        finally:
+            for fd in (RES_FD, CALL_OUT, CALL_IN):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+        runs += 1
+        default_signals()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        threads = sys.modules["threading"].active_count() if "threading" in sys.modules else 1
+        retire = runs >= max_runs or threads > 1 or _rss() > rss0 + TESTER_GROWTH
+        ctl.send(json.dumps({"done": hdr["run"], "code": code, "cpu": _cpu_now() - c0,
+                             "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+                             "retire": retire}).encode())
+        if retire:
+            _exit(0)
+        os.environ.clear()
+        os.environ.update(env)
+        sys.path[:] = path
+        sys.setrecursionlimit(recursion)
+        sys.stdin, sys.stdout, sys.stderr = streams
+        os.chdir("/")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -940,13 +1036,14 @@ def child_start(cfg, role, limits, fdmap, vm, tmpdir):
             moved[target] = fcntl.fcntl(src, fcntl.F_DUPFD, 64)
         for target, src in moved.items():
             os.dup2(src, target)
-        for fd in range(GO_FD + 1):  # whatever else Z had (the judge's fds for the other one)
+        for fd in range(CTL_FD + 1):  # whatever else Z had (the judge's fds for the other one)
             if fd not in moved:
                 try:
                     os.close(fd)
                 except OSError:
                     pass
-        os.closerange(GO_FD + 1, 2**31 - 1)
+        os.closerange(CTL_FD + 1, 2**31 - 1)
+        kept = role == "t" and REQ_FD not in moved  # a tester kept for many runs
         one_process = cfg["one_process"]
         tmp = min(limits["tmp_bytes"], limits["mem_bytes"] // 4) if one_process \
             else limits["tmp_bytes"]
@@ -973,10 +1070,13 @@ def child_start(cfg, role, limits, fdmap, vm, tmpdir):
         except OSError:
             pass
         soft_cpu = max(1, -int(-limits["cpu_s"] // 1))  # whole seconds, rounded up
+        cpu_limit = (soft_cpu, soft_cpu + 1)  # SIGXCPU, then SIGKILL
+        if kept:  # its own per-run limit, set before each run (serve_tests)
+            cpu_limit = (resource.RLIM_INFINITY,) * 2
         # One process: its address space holds all the run's memory but the tmpfs.
         mem = limits["mem_bytes"] - (tmp if one_process and role == "p" else 0)
         rl = [
-            (resource.RLIMIT_CPU, (soft_cpu, soft_cpu + 1)),  # SIGXCPU, then SIGKILL
+            (resource.RLIMIT_CPU, cpu_limit),
             (resource.RLIMIT_AS, (vm + mem,) * 2),
             (resource.RLIMIT_NPROC, (limits["nproc"],) * 2),
             (resource.RLIMIT_NOFILE, (limits["nofile"],) * 2),
@@ -1008,8 +1108,10 @@ def child_start(cfg, role, limits, fdmap, vm, tmpdir):
             prctl(PR_SET_NO_NEW_PRIVS, 1)
         os.environ.clear()
         os.environ.update(cfg["env"])
-        req = plain.decode(read_all(REQ_FD))  # the judge's: trusted
-        os.close(REQ_FD)
+        req = None
+        if not kept:
+            req = plain.decode(read_all(REQ_FD))  # the judge's: trusted
+            os.close(REQ_FD)
         if GO_FD in moved:  # P of an assert-style run: no program code before T exists
             if os.read(GO_FD, 1) != b"g":
                 _exit(125)  # Z gave up on the run
@@ -1032,8 +1134,12 @@ def _vm_size():
 
 def kill_run(cfg, pids):
     """SIGKILL to every process of the run. In the namespace Z is pid 1 and kill(-1) reaches
-    exactly the run's processes; without namespaces only the runs' process groups can be."""
-    if cfg["isolation"] == "namespaces" and os.getpid() == 1:
+    exactly the run's processes, when no tester is kept between runs. With a kept tester
+    (cfg["keep_tester"]), kill(-1) would end it too: the run's processes are then the process
+    groups of P (and of T, when T is to go too). Seccomp refuses setsid and setpgid, so nothing
+    a run starts can leave its group; killing a group is atomic against fork(). Without
+    namespaces only the runs' process groups can be reached."""
+    if cfg["isolation"] == "namespaces" and os.getpid() == 1 and not cfg.get("keep_tester"):
         try:
             os.kill(-1, signal.SIGKILL)
         except ProcessLookupError:
@@ -1047,19 +1153,34 @@ def kill_run(cfg, pids):
                 pass
 
 
-def reap_all(cfg):
-    """After a run: kill what is left and reap it (orphans are Z's children: Z is pid 1).
+def reap_all(cfg, groups=()):
+    """After a run: kill what is left of it and reap it (orphans are Z's children: Z is pid 1).
     Returns the CPU seconds of the reaped processes."""
     cpu = 0.0
     if cfg["isolation"] != "namespaces" or os.getpid() != 1:
         return cpu
+    keep = cfg.get("keep_tester")
     while True:
-        kill_run(cfg, ())
+        if keep:  # until no process of the run's groups is left, zombies included
+            left = False
+            for g in groups:
+                try:
+                    os.killpg(g, signal.SIGKILL)
+                    left = True
+                except OSError:
+                    pass
+            if not left:
+                return cpu
+        else:
+            kill_run(cfg, ())
         try:
-            _, _, ru = os.wait4(-1, 0)
+            pid, st, ru = os.wait4(-1, 0)
         except ChildProcessError:
             return cpu
         except InterruptedError:
+            continue
+        if _tester is not None and pid == _tester.pid:
+            _tester.gone(st, ru)
             continue
         cpu += ru.ru_utime + ru.ru_stime
 
@@ -1072,6 +1193,85 @@ def _fork(cfg, role, limits, fdmap, vm, tmpdir, work):
         finally:
             _exit(1)
     return pid
+
+
+class _Tester:
+    """Z's side of a kept tester: its pid, pidfd and control socket, the limits it was made
+    with (all but the time limits, which it sets per run), and the CPU it has reported."""
+
+    def __init__(self, pid, ctl, key):
+        self.pid, self.ctl, self.key = pid, ctl, key
+        self.pidfd = os.pidfd_open(pid)
+        self.reported = 0.0
+        self.status = self.usage = None  # once reaped
+
+    def gone(self, st, ru):
+        """T has exited and is reaped: nothing of it is left to use."""
+        global _tester
+        self.status, self.usage = st, ru
+        if _tester is self:
+            _tester = None
+        for x in (self.pidfd, self.ctl):
+            try:
+                x.close() if hasattr(x, "close") else os.close(x)
+            except OSError:
+                pass
+
+    def retire(self):
+        """End T (and anything it started) and reap it."""
+        if self.status is not None:
+            return
+        kill_run(dict(isolation="none"), [self.pid])
+        while self.status is None:
+            try:
+                _, st, ru = os.wait4(self.pid, 0)
+            except InterruptedError:
+                continue
+            except ChildProcessError:  # reaped elsewhere already
+                st, ru = 0, resource.getrusage(resource.RUSAGE_CHILDREN)
+            self.gone(st, ru)
+
+    def healthy(self):
+        """Alive, waiting for its next run, and no signal pending: in a user namespace P shares
+        T's uid and could have signalled it (a stop, or a death not yet taken effect); P's
+        processes are all gone by now, so nothing can signal it after this check."""
+        if select.select([self.pidfd], [], [], 0)[0]:
+            return False
+        try:
+            with open(f"/proc/{self.pid}/status") as f:
+                fields = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
+        except OSError:
+            return False
+        return (fields.get("State", "").split()[:1] == ["S"]
+                and all(int(fields.get(k, "1").strip() or "1", 16) == 0
+                        for k in ("SigPnd", "ShdPnd")))
+
+
+_tester = None
+
+
+def _kept_tester(cfg, limits, vm, su_w):
+    """The runner's tester for an assert-style run: the one kept from earlier runs when it is
+    healthy and was made with the same limits, else a fresh fork of Z."""
+    global _tester
+    key = {k: v for k, v in limits.items() if k not in ("cpu_s", "wall_s")}
+    t = _tester
+    if t is not None and (t.key != key or not t.healthy()):
+        t.retire()
+        t = None
+    if t is None:
+        z_end, t_end = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            tfds = {0: None, 1: None, 2: None, SETUP_FD: su_w, CTL_FD: t_end.fileno()}
+            pid = _fork(cfg, "t", limits, tfds, vm, None,
+                        lambda req: serve_tests(req, cfg["tester_runs"]))
+        except BaseException:
+            z_end.close()
+            raise
+        finally:
+            t_end.close()
+        t = _tester = _Tester(pid, z_end, key)
+    return t
 
 
 def run_one(cfg, sock, hdr, fds):
@@ -1089,6 +1289,7 @@ def run_one(cfg, sock, hdr, fds):
         for fd in fds:
             os.close(fd)
         raise
+    keep = tester and cfg.get("keep_tester")
     mine = [su_r, su_w]
     tmpdir = None
     if cfg["isolation"] != "namespaces":
@@ -1112,17 +1313,28 @@ def run_one(cfg, sock, hdr, fds):
     vm = _vm_size()
     t0 = time.monotonic()
     procs = {}
+    kept = None
     try:
-        # P first, so its setup overlaps T's fork; but P runs no program code before T exists
-        # (it waits for Z's go), so nothing the program does can keep T from starting.
+        if keep:  # T first (when it has to be made), so that P's setup overlaps nothing of it
+            kept = _kept_tester(cfg, limits, vm, su_w)
+        # P before a per-run T, so its setup overlaps T's fork; but P runs no program code
+        # before T exists (it waits for Z's go), so nothing the program does can keep T from
+        # starting.
         procs["p"] = _fork(cfg, "p", limits, pfds, vm, tmpdir, run_program)
-        if tester:
+        if kept is not None:
+            socket.send_fds(kept.ctl, [json.dumps({"run": hdr["run"],
+                                                   "cpu_s": limits["cpu_s"]}).encode()],
+                            [got["res"], got["treq"], a_w, b_r])
+            write_all(go_w, b"g")
+        elif tester:
             procs["t"] = _fork(cfg, "t", limits, tfds, vm, tmpdir, run_tester)
             write_all(go_w, b"g")
     except BaseException:
         kill_run(cfg, procs.values())
         for pid in procs.values():
             os.waitpid(pid, 0)
+        if kept is not None:
+            kept.retire()
         os.close(su_r)
         raise
     finally:
@@ -1131,6 +1343,7 @@ def run_one(cfg, sock, hdr, fds):
     main_role = "t" if tester else "p"
     out = {"run": hdr["run"]}
     status, usage = {}, {}
+    t_info = {}  # the kept tester's report of this run
     pidfds = {}
     poller = select.poll()
     for role, pid in procs.items():
@@ -1138,6 +1351,9 @@ def run_one(cfg, sock, hdr, fds):
             pidfds[os.pidfd_open(pid)] = role
         except (AttributeError, OSError):
             pass
+    if kept is not None:
+        poller.register(kept.ctl.fileno(), select.POLLIN)
+        poller.register(kept.pidfd, select.POLLIN)
     for fd in pidfds:
         poller.register(fd, select.POLLIN)
     poller.register(sock.fileno(), select.POLLIN)
@@ -1147,14 +1363,55 @@ def run_one(cfg, sock, hdr, fds):
     killed = None
     t_end = None
 
+    def the_run():  # what kill_run must end: P's group, and the kept tester only if it is to go
+        return list(procs.values())
+
     def ended(role, st, ru):
         nonlocal t_end
         status[role], usage[role] = st, ru
         if role == main_role:
             t_end = time.monotonic()
-            kill_run(cfg, procs.values())  # the run is over: end everything it left
+            kill_run(cfg, the_run())  # the run is over: end everything it left
 
-    while len(status) < len(procs):
+    def tester_done():
+        """The kept tester's report, or its death (then its wait status)."""
+        try:
+            msg = kept.ctl.recv(4096, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError:
+            msg = b""
+        info = None
+        if msg:
+            try:
+                info = json.loads(msg)
+            except ValueError:
+                info = None
+        if isinstance(info, dict) and info.get("done") == hdr["run"]:
+            t_info.update(info)
+            kept.reported += float(info.get("cpu") or 0.0)
+            ru = resource.struct_rusage((info.get("cpu") or 0.0, 0.0, info.get("maxrss_kb") or 0)
+                                        + (0,) * 13)
+            ended("t", (int(info.get("code") or 0) & 0xFF) << 8, ru)
+            if info.get("retire"):
+                kept.retire()
+            return True
+        kept.retire()  # EOF or nonsense: T is not usable any more
+        return tester_died()
+
+    def tester_died():
+        if kept.status is None:
+            kept.retire()
+        if "t" not in status:
+            ru = kept.usage
+            cpu = max(0.0, ru.ru_utime + ru.ru_stime - kept.reported)
+            ended("t", kept.status, resource.struct_rusage((cpu, 0.0, ru.ru_maxrss) + (0,) * 13))
+        return True
+
+    def waiting():
+        return len(status) < len(procs) + (kept is not None)
+
+    while waiting():
         now = time.monotonic()
         if len(pidfds) < len(procs):  # old kernel without pidfds: poll for exits
             for role, pid in procs.items():
@@ -1162,25 +1419,37 @@ def run_one(cfg, sock, hdr, fds):
                     w, st, ru = os.wait4(pid, os.WNOHANG)
                     if w:
                         ended(role, st, ru)
-            if len(status) == len(procs):
+            if not waiting():
                 break
         if now >= deadline:
             if killed is None:
                 killed = "wall"
-                kill_run(cfg, procs.values())
+                kill_run(cfg, the_run())
+                if kept is not None and "t" not in status:
+                    kept.retire()  # it may be in the middle of the tests
+                    tester_died()
                 deadline = now + 5.0  # grace for the kill to take effect
                 continue
             break  # only a process outside our reach is left (no namespaces)
         timeout = deadline - now if len(pidfds) == len(procs) else min(0.01, deadline - now)
-        for fd, _ in poller.poll(max(0.0, timeout) * 1000):
+        events = poller.poll(max(0.0, timeout) * 1000)
+        if kept is not None:  # the tester's report before its exit (it may retire at once)
+            events.sort(key=lambda e: e[0] != kept.ctl.fileno())
+        for fd, _ in events:
+            if kept is not None and "t" not in status and fd in (kept.ctl.fileno(), kept.pidfd):
+                if fd == kept.ctl.fileno():
+                    tester_done()
+                elif not tester_done():
+                    tester_died()
+                continue
             if fd == sock.fileno():
                 try:
                     msg = sock.recv(1 << 16)
                 except OSError:
                     msg = b""
                 if not msg:  # the judge is gone
-                    kill_run(cfg, procs.values())
-                    reap_all(cfg)
+                    kill_run(cfg, the_run())
+                    reap_all(cfg, the_run())
                     _exit(0)
                 try:
                     kill = json.loads(msg).get("kill")
@@ -1188,7 +1457,7 @@ def run_one(cfg, sock, hdr, fds):
                     kill = None
                 if kill == hdr["run"] and killed is None:
                     killed = "output"
-                    kill_run(cfg, procs.values())
+                    kill_run(cfg, the_run())
                     deadline = min(deadline, time.monotonic() + 5.0)
             elif fd == su_r:
                 chunk = os.read(su_r, 4096)
@@ -1209,9 +1478,12 @@ def run_one(cfg, sock, hdr, fds):
             kill_run(cfg, procs.values())
             _, st, ru = os.wait4(pid, 0)
             status[role], usage[role] = st, ru
+    if kept is not None and "t" not in status:
+        kept.retire()
+        tester_died()
     if t_end is None:
         t_end = time.monotonic()
-    orphans = reap_all(cfg)
+    orphans = reap_all(cfg, procs.values())
     try:
         while len(setup_err) < 2000:
             chunk = os.read(su_r, 4096)  # every writer is gone: this ends
@@ -1225,7 +1497,7 @@ def run_one(cfg, sock, hdr, fds):
         import shutil
 
         shutil.rmtree(tmpdir, ignore_errors=True)
-    for role in procs:
+    for role in status:
         ru = usage[role]
         out[role] = {"status": status[role], "cpu": ru.ru_utime + ru.ru_stime
                      + (orphans if role == "p" else 0.0), "maxrss_kb": ru.ru_maxrss}
@@ -1364,8 +1636,15 @@ def _zygote_ready(cfg, sock):
             sock.send(json.dumps({"ok": False, "error": f"joining the cgroup: {e}"}).encode())
             return
         os.close(cg)
+    # A tester kept between runs needs what makes its runs' cleanup and its health check sound:
+    # Z as pid 1 of the namespace, seccomp (a run cannot leave its process group), /proc and
+    # pidfds; else every assert-style run forks its own tester.
+    cfg["keep_tester"] = bool(
+        cfg["isolation"] == "namespaces" and os.getpid() == 1 and cfg.get("proc")
+        and cfg["seccomp"] and _SECCOMP[False] is not None and hasattr(os, "pidfd_open")
+        and cfg.get("tester_runs", 1) > 1)
     sock.send(json.dumps({"ok": True, "mechanism": cfg["mechanism"], "proc": cfg["proc"],
-                          "magic": _magic(),
+                          "keep_tester": cfg["keep_tester"], "magic": _magic(),
                           "seccomp": cfg["seccomp"] and _SECCOMP[False] is not None}).encode())
     serve(cfg, sock)
 
