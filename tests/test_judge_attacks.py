@@ -182,18 +182,23 @@ print(json.dumps(out))
 """
 
 
-def test_attacks_as_an_ordinary_user():
+def as_nobody(script: str, stdin: bytes):
+    """The last stdout line (JSON) of `script` run as uid 65534, with this checkout's path as
+    its argument (skips where that cannot be done here)."""
     if os.geteuid() != 0 or not shutil.which("setpriv"):
         pytest.skip("needs root and setpriv to become an ordinary user")
     python = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
     r = subprocess.run(
         ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-I", "-c",
-         NOBODY_SCRIPT, str(ROOT)], input=json.dumps([PROBLEMS, trajectories()]).encode(),
-        capture_output=True, timeout=600, cwd="/")
+         script, str(ROOT)], input=stdin, capture_output=True, timeout=600, cwd="/")
     if r.returncode != 0 and b"no process isolation works here" in r.stderr:
         pytest.skip("unprivileged user namespaces are disabled on this machine")
     assert r.returncode == 0, r.stderr.decode()[-3000:]
-    results = json.loads(r.stdout.decode().splitlines()[-1])
+    return json.loads(r.stdout.decode().splitlines()[-1])
+
+
+def test_attacks_as_an_ordinary_user():
+    results = as_nobody(NOBODY_SCRIPT, json.dumps([PROBLEMS, trajectories()]).encode())
     assert check(results) == []
     assert all(rec["judge"]["sandbox"].startswith("namespaces(user,") for rec in results.values())
 
@@ -284,16 +289,6 @@ def test_one_tester_per_run_when_asked():
 
 
 def test_a_run_cannot_reach_the_next_through_the_kept_tester_as_an_ordinary_user():
-    if os.geteuid() != 0 or not shutil.which("setpriv"):
-        pytest.skip("needs root and setpriv to become an ordinary user")
-    python = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
-    r = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-I", "-c",
-         SEQUENCE_SCRIPT, str(ROOT)], input=_sequence_input(), capture_output=True,
-        timeout=600, cwd="/")
-    if r.returncode != 0 and b"no process isolation works here" in r.stderr:
-        pytest.skip("unprivileged user namespaces are disabled on this machine")
-    assert r.returncode == 0, r.stderr.decode()[-3000:]
-    out = json.loads(r.stdout.decode().splitlines()[-1])
+    out = as_nobody(SEQUENCE_SCRIPT, _sequence_input())
     assert out["keep_tester"] or os.uname().machine != "x86_64"
     _check_sequence(out, as_root=False)
