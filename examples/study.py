@@ -46,6 +46,8 @@ ABLATIONS = {  # variant -> (what it changes from SPO half-online, spo train opt
     "interval1": ("behaviour policy refreshed every step (not every 10)", ["--model-update-interval", "1"]),
     "clipseq": ("gradient clipped per sequence (not the batch's)", ["--clip-per-sequence"]),
 }
+SHORT = {"nonterminal": "non-terminal objective", "advantage": "advantage objective", "sq": "squared loss",
+         "pts": "+ PTS mc targets", "interval1": "refresh every step", "clipseq": "clip per sequence"}
 LABELS = {"reference": "reference", "rft": "RFT", "grpo": "GRPO", "ppo": "PPO", "spo-online": "SPO online",
           "spo-half": "SPO half-online", "spo-offline": "SPO offline-only", "trl-grpo": "TRL GRPOTrainer"}
 COLORS = {"reference": "#888888", "rft": "#aa77cc", "grpo": "#dd8833", "ppo": "#cc5555", "spo-online": "#77cc44",
@@ -444,6 +446,9 @@ def tables(s: dict) -> str:
 
 
 def plot(s: dict, path: Path) -> bool:
+    """summary.png: held-out pass@1 and pass@10 per method (bars), against the training step
+    (curves), pass@10 against training wall-clock minutes (TRL's GRPOTrainer beside ours), and
+    the ablations' paired differences from SPO half-online."""
     try:
         import matplotlib
 
@@ -452,14 +457,14 @@ def plot(s: dict, path: Path) -> bool:
     except ImportError:
         return False
     ks = ["pass@1", "pass@10"]
-    fig, axes = plt.subplots(2, 2, figsize=(11, 8))
+    fig, axes = plt.subplots(2, 3, figsize=(17, 9))
     methods = [m for m in ["reference"] + ALL_METHODS + ["trl-grpo"] if m in s["main"]]
     for j, k in enumerate(ks):
         ax = axes[0][j]
         ax.bar([LABELS[m] for m in methods], [100 * s["main"][m][k]["mean"] for m in methods],
                yerr=[100 * s["main"][m][k]["stderr"] for m in methods], capsize=4,
                color=[COLORS[m] for m in methods])
-        ax.set_title(f"held-out {k} (%), checkpoint chosen on validation")
+        ax.set_title(f"held-out {k} (%), checkpoint chosen on validation", fontsize=10)
         ax.tick_params(axis="x", rotation=30, labelsize=8)
         ax = axes[1][j]
         for m, pts in s["curves"].items():
@@ -469,8 +474,32 @@ def plot(s: dict, path: Path) -> bool:
         if "reference" in s["main"]:
             ax.axhline(100 * s["main"]["reference"][k]["mean"], color=COLORS["reference"], ls="--", label="reference")
         ax.set_xlabel("training step (16 trajectories each)")
-        ax.set_title(f"held-out {k} (%) against the step, mean ± se over seeds")
+        ax.set_title(f"held-out {k} (%) against the step, mean ± se over seeds", fontsize=10)
         ax.legend(fontsize=7)
+    ax = axes[0][2]  # what each method's pass@10 cost in training time
+    for m in methods:
+        mins = [x for x in s["main"][m]["minutes"] if x is not None]
+        r = s["main"][m]["pass@10"]
+        if m == "reference":
+            ax.axhline(100 * r["mean"], color=COLORS[m], ls="--", label="reference")
+        elif mins:
+            ax.errorbar([_mean(mins)], [100 * r["mean"]], xerr=[_se(mins) if len(mins) > 1 else 0],
+                        yerr=[100 * r["stderr"]], marker="s" if m == "trl-grpo" else "o", capsize=3,
+                        color=COLORS[m], label=LABELS[m], ls="none")
+    ax.set_xlabel("training minutes per run (mean over seeds)")
+    ax.set_title("held-out pass@10 (%) against training time", fontsize=10)
+    ax.legend(fontsize=7)
+    ax = axes[1][2]  # the ablations, paired with SPO half-online's own seeds
+    abl = list(s["ablations"].items())
+    if abl:
+        ys = list(range(len(abl)))
+        ax.barh(ys, [100 * r["pass@10"]["delta"] for _, r in abl],
+                xerr=[100 * r["pass@10"]["delta_se"] for _, r in abl], capsize=3, color=COLORS["spo-half"])
+        ax.set_yticks(ys, [SHORT.get(v, v) for v, _ in abl], fontsize=8)
+        ax.axvline(0, color="#333333", lw=0.8)
+        ax.invert_yaxis()
+    ax.set_xlabel("Δ held-out pass@10 vs SPO half-online (points)")
+    ax.set_title("ablations of SPO half-online", fontsize=10)
     fig.text(0.5, 0.005, "error bars: standard error across seeds (reference: across problems); the tables' "
              "deltas are paired by problem", ha="center", fontsize=8, color="#555555")
     fig.tight_layout(rect=(0, 0.02, 1, 1))
