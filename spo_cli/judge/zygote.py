@@ -1002,6 +1002,12 @@ def serve_tests(_req, max_runs):
         runs += 1
         default_signals()
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        os.environ.clear()
+        os.environ.update(env)
+        sys.path[:] = path
+        sys.setrecursionlimit(recursion)
+        sys.stdin, sys.stdout, sys.stderr = streams
+        os.chdir("/")
         threads = sys.modules["threading"].active_count() if "threading" in sys.modules else 1
         retire = runs >= max_runs or threads > 1 or _rss() > rss0 + TESTER_GROWTH
         ctl.send(json.dumps({"done": hdr["run"], "code": code, "cpu": _cpu_now() - c0,
@@ -1009,12 +1015,6 @@ def serve_tests(_req, max_runs):
                              "retire": retire}).encode())
         if retire:
             _exit(0)
-        os.environ.clear()
-        os.environ.update(env)
-        sys.path[:] = path
-        sys.setrecursionlimit(recursion)
-        sys.stdin, sys.stdout, sys.stderr = streams
-        os.chdir("/")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -1145,6 +1145,11 @@ def kill_run(cfg, pids):
         except ProcessLookupError:
             pass
         return
+    kill_groups(pids)
+
+
+def kill_groups(pids):
+    """SIGKILL to each process and to its process group (each of P and T leads its own)."""
     for pid in pids:
         for f in (os.killpg, os.kill):
             try:
@@ -1221,30 +1226,37 @@ class _Tester:
         """End T (and anything it started) and reap it."""
         if self.status is not None:
             return
-        kill_run(dict(isolation="none"), [self.pid])
+        kill_groups([self.pid])
         while self.status is None:
             try:
                 _, st, ru = os.wait4(self.pid, 0)
             except InterruptedError:
                 continue
-            except ChildProcessError:  # reaped elsewhere already
-                st, ru = 0, resource.getrusage(resource.RUSAGE_CHILDREN)
+            except ChildProcessError:  # (cannot happen: only Z reaps, and it calls gone())
+                st, ru = signal.SIGKILL, resource.struct_rusage((0.0, 0.0) + (0,) * 14)
             self.gone(st, ru)
 
     def healthy(self):
         """Alive, waiting for its next run, and no signal pending: in a user namespace P shares
         T's uid and could have signalled it (a stop, or a death not yet taken effect); P's
         processes are all gone by now, so nothing can signal it after this check."""
-        if select.select([self.pidfd], [], [], 0)[0]:
-            return False
-        try:
-            with open(f"/proc/{self.pid}/status") as f:
-                fields = dict(line.split(":", 1) for line in f.read().splitlines() if ":" in line)
-        except OSError:
-            return False
-        return (fields.get("State", "").split()[:1] == ["S"]
-                and all(int(fields.get(k, "1").strip() or "1", 16) == 0
-                        for k in ("SigPnd", "ShdPnd")))
+        for _ in range(200):  # T may still be on its way back to sleep (a busy machine)
+            if select.select([self.pidfd], [], [], 0)[0]:
+                return False
+            try:
+                with open(f"/proc/{self.pid}/status") as f:
+                    fields = dict(line.split(":", 1) for line in f.read().splitlines()
+                                  if ":" in line)
+                pending = any(int(fields[k].strip(), 16) for k in ("SigPnd", "ShdPnd"))
+            except (OSError, KeyError, ValueError):
+                return False
+            state = fields.get("State", "").split()[:1]
+            if pending or state not in (["S"], ["R"], ["D"]):
+                return False  # a signal waits, or T is stopped, traced or dead
+            if state == ["S"]:
+                return True
+            time.sleep(0.001)
+        return False
 
 
 _tester = None
@@ -1343,7 +1355,6 @@ def run_one(cfg, sock, hdr, fds):
     main_role = "t" if tester else "p"
     out = {"run": hdr["run"]}
     status, usage = {}, {}
-    t_info = {}  # the kept tester's report of this run
     pidfds = {}
     poller = select.poll()
     for role, pid in procs.items():
@@ -1351,9 +1362,11 @@ def run_one(cfg, sock, hdr, fds):
             pidfds[os.pidfd_open(pid)] = role
         except (AttributeError, OSError):
             pass
+    kept_fds = ()
     if kept is not None:
-        poller.register(kept.ctl.fileno(), select.POLLIN)
-        poller.register(kept.pidfd, select.POLLIN)
+        kept_fds = (kept.ctl.fileno(), kept.pidfd)
+        for fd in kept_fds:
+            poller.register(fd, select.POLLIN)
     for fd in pidfds:
         poller.register(fd, select.POLLIN)
     poller.register(sock.fileno(), select.POLLIN)
@@ -1369,6 +1382,9 @@ def run_one(cfg, sock, hdr, fds):
     def ended(role, st, ru):
         nonlocal t_end
         status[role], usage[role] = st, ru
+        if role == "t":
+            for fd in kept_fds:  # (the kept tester's fds may be closed once it retires)
+                poller.unregister(fd)
         if role == main_role:
             t_end = time.monotonic()
             kill_run(cfg, the_run())  # the run is over: end everything it left
@@ -1388,7 +1404,6 @@ def run_one(cfg, sock, hdr, fds):
             except ValueError:
                 info = None
         if isinstance(info, dict) and info.get("done") == hdr["run"]:
-            t_info.update(info)
             kept.reported += float(info.get("cpu") or 0.0)
             ru = resource.struct_rusage((info.get("cpu") or 0.0, 0.0, info.get("maxrss_kb") or 0)
                                         + (0,) * 13)
@@ -1434,10 +1449,12 @@ def run_one(cfg, sock, hdr, fds):
         timeout = deadline - now if len(pidfds) == len(procs) else min(0.01, deadline - now)
         events = poller.poll(max(0.0, timeout) * 1000)
         if kept is not None:  # the tester's report before its exit (it may retire at once)
-            events.sort(key=lambda e: e[0] != kept.ctl.fileno())
+            events.sort(key=lambda e: e[0] != kept_fds[0])
         for fd, _ in events:
-            if kept is not None and "t" not in status and fd in (kept.ctl.fileno(), kept.pidfd):
-                if fd == kept.ctl.fileno():
+            if fd in kept_fds:
+                if "t" in status:
+                    continue
+                if fd == kept_fds[0]:
                     tester_done()
                 elif not tester_done():
                     tester_died()
