@@ -135,6 +135,10 @@ def test_study_makefile_smoke_runs_resumes_and_rebuilds_results(toy_benchmark, t
     # Nothing left to do.
     q = subprocess.run(make + ["-q", "stored"], env={**_env(tmp_path), **env}, capture_output=True, text=True)
     assert q.returncode == 0, q.stdout + q.stderr
+    st = subprocess.run(make + ["-s", "status"], env={**_env(tmp_path), **env}, capture_output=True, text=True)
+    counts = re.findall(r"(\d+)/(\d+)", st.stdout)
+    assert len(counts) == 7 and all(a == b for a, b in counts if b != "0"), st.stdout
+    assert "data: done" in st.stdout and "choices made on validation: yes" in st.stdout
     # An interrupted run (its last checkpoint and done marker gone) and a lost evaluation: only
     # those are redone, the run from its checkpoint.
     run = out / "runs" / "m-grpo-s1"
