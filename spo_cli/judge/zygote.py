@@ -1240,7 +1240,8 @@ class _Tester:
         """Alive, waiting for its next run, and no signal pending: in a user namespace P shares
         T's uid and could have signalled it (a stop, or a death not yet taken effect); P's
         processes are all gone by now, so nothing can signal it after this check."""
-        for _ in range(200):  # T may still be on its way back to sleep (a busy machine)
+        give_up = time.monotonic() + 2.0  # T may still be on its way back to sleep (a busy machine)
+        while time.monotonic() < give_up:
             if select.select([self.pidfd], [], [], 0)[0]:
                 return False
             try:
