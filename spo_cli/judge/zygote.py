@@ -1328,7 +1328,7 @@ def run_one(cfg, sock, hdr, fds):
     procs = {}
     kept = None
     try:
-        if keep:  # T first (when it has to be made), so that P's setup overlaps nothing of it
+        if keep:  # the kept T, forked now only when none is fit for this run
             kept = _kept_tester(cfg, limits, vm, su_w)
         # P before a per-run T, so its setup overlaps T's fork; but P runs no program code
         # before T exists (it waits for Z's go), so nothing the program does can keep T from
