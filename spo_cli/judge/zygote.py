@@ -1200,6 +1200,11 @@ def _fork(cfg, role, limits, fdmap, vm, tmpdir, work):
     return pid
 
 
+def _usage(cpu, maxrss_kb):
+    """A struct_rusage of a kept tester's share of a run (its CPU as user time)."""
+    return resource.struct_rusage((cpu, 0.0, maxrss_kb) + (0,) * 13)
+
+
 class _Tester:
     """Z's side of a kept tester: its pid, pidfd and control socket, the limits it was made
     with (all but the time limits, which it sets per run), and the CPU it has reported."""
@@ -1233,7 +1238,7 @@ class _Tester:
             except InterruptedError:
                 continue
             except ChildProcessError:  # (cannot happen: only Z reaps, and it calls gone())
-                st, ru = signal.SIGKILL, resource.struct_rusage((0.0, 0.0) + (0,) * 14)
+                st, ru = signal.SIGKILL, _usage(0.0, 0)
             self.gone(st, ru)
 
     def healthy(self):
@@ -1377,9 +1382,6 @@ def run_one(cfg, sock, hdr, fds):
     killed = None
     t_end = None
 
-    def the_run():  # what kill_run must end: P's group, and the kept tester only if it is to go
-        return list(procs.values())
-
     def ended(role, st, ru):
         nonlocal t_end
         status[role], usage[role] = st, ru
@@ -1388,7 +1390,7 @@ def run_one(cfg, sock, hdr, fds):
                 poller.unregister(fd)
         if role == main_role:
             t_end = time.monotonic()
-            kill_run(cfg, the_run())  # the run is over: end everything it left
+            kill_run(cfg, procs.values())  # the run is over: end everything it left
 
     def tester_done():
         """The kept tester's report, or its death (then its wait status)."""
@@ -1405,24 +1407,24 @@ def run_one(cfg, sock, hdr, fds):
             except ValueError:
                 info = None
         if isinstance(info, dict) and info.get("done") == hdr["run"]:
-            kept.reported += float(info.get("cpu") or 0.0)
-            ru = resource.struct_rusage((info.get("cpu") or 0.0, 0.0, info.get("maxrss_kb") or 0)
-                                        + (0,) * 13)
-            ended("t", (int(info.get("code") or 0) & 0xFF) << 8, ru)
+            cpu = float(info.get("cpu") or 0.0)
+            kept.reported += cpu
+            ended("t", (int(info.get("code") or 0) & 0xFF) << 8,
+                  _usage(cpu, int(info.get("maxrss_kb") or 0)))
             if info.get("retire"):
                 kept.retire()
-            return True
-        kept.retire()  # EOF or nonsense: T is not usable any more
-        return tester_died()
+        else:  # EOF or nonsense: T is not usable any more
+            tester_died()
+        return True
 
     def tester_died():
-        if kept.status is None:
-            kept.retire()
+        """T is ended and reaped; its part of the run is its wait status and the CPU it used
+        since its last report."""
+        kept.retire()
         if "t" not in status:
             ru = kept.usage
-            cpu = max(0.0, ru.ru_utime + ru.ru_stime - kept.reported)
-            ended("t", kept.status, resource.struct_rusage((cpu, 0.0, ru.ru_maxrss) + (0,) * 13))
-        return True
+            ended("t", kept.status,
+                  _usage(max(0.0, ru.ru_utime + ru.ru_stime - kept.reported), ru.ru_maxrss))
 
     def waiting():
         return len(status) < len(procs) + (kept is not None)
@@ -1440,7 +1442,7 @@ def run_one(cfg, sock, hdr, fds):
         if now >= deadline:
             if killed is None:
                 killed = "wall"
-                kill_run(cfg, the_run())
+                kill_run(cfg, procs.values())
                 if kept is not None and "t" not in status:
                     kept.retire()  # it may be in the middle of the tests
                     tester_died()
@@ -1466,8 +1468,8 @@ def run_one(cfg, sock, hdr, fds):
                 except OSError:
                     msg = b""
                 if not msg:  # the judge is gone
-                    kill_run(cfg, the_run())
-                    reap_all(cfg, the_run())
+                    kill_run(cfg, procs.values())
+                    reap_all(cfg, procs.values())
                     _exit(0)
                 try:
                     kill = json.loads(msg).get("kill")
@@ -1475,7 +1477,7 @@ def run_one(cfg, sock, hdr, fds):
                     kill = None
                 if kill == hdr["run"] and killed is None:
                     killed = "output"
-                    kill_run(cfg, the_run())
+                    kill_run(cfg, procs.values())
                     deadline = min(deadline, time.monotonic() + 5.0)
             elif fd == su_r:
                 chunk = os.read(su_r, 4096)
