@@ -449,6 +449,13 @@ def tables(s: dict) -> str:
                          f"{100 * r['pass@1']['delta']:+.1f} ± {100 * r['pass@1']['delta_se']:.1f}",
                          f"{100 * r['pass@10']['delta']:+.1f} ± {100 * r['pass@10']['delta_se']:.1f}",
                          f"{_mean(mins):.1f}" if mins else "—"]) + " |")
+    if s["choices"]:
+        lines += ["", "## Chosen on validation (seed 0 of the grid; best pass@10, then pass@1, then the earlier step)", "",
+                  "| method | corpus | lr | step | validation pass@1 | validation pass@10 |", "|" + "---|" * 6]
+        for method, c in s["choices"].items():
+            corpus = ("all judged" if c["variant"].endswith("-all") else "correct only") if method in CORPUS_CHOICE else "—"
+            lines.append(f"| {LABELS.get(method, method)} | {corpus} | {c['lr']} | {c['step']} | "
+                         f"{100 * c['validation_pass@1']:.1f} | {100 * c['validation_pass@10']:.1f} |")
     if s["grid"]:
         lines += ["", "## Validation grid (seed 0): pass@10 % at each checkpoint [step: pass@10]", "",
                   "| run | lr | checkpoints |", "|---|---|---|"]
