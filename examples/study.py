@@ -490,10 +490,11 @@ def plot(s: dict, path: Path) -> bool:
         ax.set_title(f"held-out {k} (%), checkpoint chosen on validation", fontsize=10)
         ax.tick_params(axis="x", rotation=30, labelsize=8)
         ax = axes[1][j]
+        start = [[0, s["main"]["reference"][k]["mean"], None]] if "reference" in s["main"] else []
         for m, pts in s["curves"].items():
-            xs = [p[0] for p in pts[k]]
-            ax.errorbar(xs, [100 * p[1] for p in pts[k]], yerr=[100 * (p[2] or 0) for p in pts[k]], marker="o",
-                        capsize=3, label=LABELS[m], color=COLORS[m])
+            pts = start + pts[k]  # every run starts from the reference model: its step 0
+            ax.errorbar([p[0] for p in pts], [100 * p[1] for p in pts], yerr=[100 * (p[2] or 0) for p in pts],
+                        marker="o", capsize=3, label=LABELS[m], color=COLORS[m])
         if "reference" in s["main"]:
             ax.axhline(100 * s["main"]["reference"][k]["mean"], color=COLORS["reference"], ls="--", label="reference")
         ax.set_xlabel("training step (16 trajectories each)")
