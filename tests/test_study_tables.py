@@ -45,7 +45,8 @@ def _solved(n: int) -> dict[str, float]:
 
 def test_tables_pair_by_problem_pick_the_chosen_step_and_grade_claims(study, tmp_path):
     res = tmp_path / "res"
-    ch = {m: {"variant": m, "lr": "5e-5", "step": 150, "run": f"g-{m}-lr5e-5"} for m in study.ALL_METHODS}
+    ch = {m: {"variant": m, "lr": "5e-5", "step": 150, "run": f"g-{m}-lr5e-5", "validation_pass@10": 0.3,
+              "validation_pass@1": 0.1} for m in study.ALL_METHODS}
     res.mkdir()
     (res / "choices.json").write_text(json.dumps(ch))
     _write(res, "heldout-reference", [_model(0, _solved(2))])
@@ -82,13 +83,15 @@ def test_tables_pair_by_problem_pick_the_chosen_step_and_grade_claims(study, tmp
     assert status["SPO learns from offline data alone"] == "not tested"
     md = study.tables(s)
     assert "| SPO half-online | 3 | 5e-5 | 150 |" in md and "squared loss beats advantage" in md
+    assert "| SPO half-online | correct only | 5e-5 | 150 | 10.0 | 30.0 |" in md  # what validation chose
 
 
 def test_a_difference_within_its_standard_error_is_not_reproduced(study, tmp_path):
     res = tmp_path / "res"
     res.mkdir()
     (res / "choices.json").write_text(json.dumps({"spo-half": {"variant": "spo-half", "lr": "5e-5", "step": 10,
-                                                               "run": "g-spo-half-lr5e-5"}}))
+                                                               "run": "g-spo-half-lr5e-5", "validation_pass@10": 0.3,
+                                                               "validation_pass@1": 0.1}}))
     _write(res, "heldout-reference", [_model(0, _solved(3))])
     # seed 0 gains one problem, seed 1 loses one elsewhere: mean difference 0 across problems
     a = _solved(3) | {"p5": 1.0}
