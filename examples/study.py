@@ -27,6 +27,7 @@ import math
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -420,7 +421,7 @@ def claims(s: dict) -> list[dict]:
 
 def tables(s: dict) -> str:
     lines = ["## Held-out pass@k at the checkpoint chosen on validation", "",
-             "| method | runs | lr | step | train min | pass@1 | pass@10 | Δ pass@1 vs ref | Δ pass@10 vs ref | "
+             "| method | runs | lr | step | train min (median) | pass@1 | pass@10 | Δ pass@1 vs ref | Δ pass@10 vs ref | "
              "SPO half − it, pass@10 |", "|" + "---|" * 10]
     for method in ["reference"] + ALL_METHODS + ["trl-grpo"]:
         r = s["main"].get(method)
@@ -430,7 +431,7 @@ def tables(s: dict) -> str:
         mins = [m for m in r["minutes"] if m is not None]
         cells = [LABELS[method] + (" (all samples corpus)" if c.get("variant", "").endswith("-all") else ""),
                  str(r["runs"]), c.get("lr", "—"), "/".join(str(x) for x in sorted(set(r["step"]))) if method != "reference" else "—",
-                 f"{_mean(mins):.1f}" if mins else "—"]
+                 f"{statistics.median(mins):.1f}" if mins else "—"]
         for k in ("pass@1", "pass@10"):
             cells.append(f"{100 * r[k]['mean']:.1f} ± {100 * r[k]['stderr']:.1f}")
         for k in ("pass@1", "pass@10"):
@@ -440,7 +441,7 @@ def tables(s: dict) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     if s["ablations"]:
         lines += ["", "## Ablations of SPO half-online (paired with its own seeds)", "",
-                  "| variant | seeds | pass@1 | pass@10 | Δ pass@1 vs SPO half | Δ pass@10 vs SPO half | train min |",
+                  "| variant | seeds | pass@1 | pass@10 | Δ pass@1 vs SPO half | Δ pass@10 vs SPO half | train min (median) |",
                   "|" + "---|" * 7]
         for r in s["ablations"].values():
             mins = [m for m in r["minutes"] if m is not None]
@@ -448,7 +449,7 @@ def tables(s: dict) -> str:
                          f"{100 * r['pass@1']['mean']:.1f}", f"{100 * r['pass@10']['mean']:.1f}",
                          f"{100 * r['pass@1']['delta']:+.1f} ± {100 * r['pass@1']['delta_se']:.1f}",
                          f"{100 * r['pass@10']['delta']:+.1f} ± {100 * r['pass@10']['delta_se']:.1f}",
-                         f"{_mean(mins):.1f}" if mins else "—"]) + " |")
+                         f"{statistics.median(mins):.1f}" if mins else "—"]) + " |")
     if s["choices"]:
         lines += ["", "## Chosen on validation (seed 0 of the grid; best pass@10, then pass@1, then the earlier step)", "",
                   "| method | corpus | lr | step | validation pass@1 | validation pass@10 |", "|" + "---|" * 6]
@@ -507,10 +508,11 @@ def plot(s: dict, path: Path) -> bool:
         if m == "reference":
             ax.axhline(100 * r["mean"], color=COLORS[m], ls="--", label="reference")
         elif mins:
-            ax.errorbar([_mean(mins)], [100 * r["mean"]], xerr=[_se(mins) if len(mins) > 1 else 0],
+            mid = statistics.median(mins)  # runs that shared the machine with other work take longer: the median
+            ax.errorbar([mid], [100 * r["mean"]], xerr=[[mid - min(mins)], [max(mins) - mid]],
                         yerr=[100 * r["stderr"]], marker="s" if m == "trl-grpo" else "o", capsize=3,
                         color=COLORS[m], label=LABELS[m], ls="none")
-    ax.set_xlabel("training minutes per run (mean over seeds)")
+    ax.set_xlabel("training minutes per run (median over seeds; bars: fastest to slowest)")
     ax.set_title("held-out pass@10 (%) against training time", fontsize=10)
     ax.legend(fontsize=7)
     ax = axes[1][2]  # the ablations, paired with SPO half-online's own seeds

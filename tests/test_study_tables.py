@@ -59,9 +59,15 @@ def test_tables_pair_by_problem_pick_the_chosen_step_and_grade_claims(study, tmp
     for seed in (0, 1):
         for variant, n in (("sq", 6), ("advantage", 3), ("nonterminal", 1), ("interval1", 4)):
             _write(res, f"heldout-a-{variant}-s{seed}", [_model(150, _solved(n))])
+    # training wall time (sum of step_s): seed 0 shared the machine and took longest; the table's median
+    for run, secs in (("g-spo-half-lr5e-5", 1800.0), ("m-spo-half-s1", 600.0), ("m-spo-half-s2", 720.0)):
+        (res / "runs" / run).mkdir(parents=True)
+        (res / "runs" / run / "metrics.jsonl").write_text(
+            "".join(json.dumps({"step": i + 1, "step_s": secs / 2}) + "\n" for i in range(2)))
     s = study.summarise(res)
 
     half = s["main"]["spo-half"]
+    assert half["minutes"] == [30.0, 10.0, 12.0]
     assert half["runs"] == 3 and half["step"] == [150, 150, 150]
     assert half["pass@10"]["mean"] == pytest.approx(4 / 8)
     # paired by problem against the reference: +2 solved of 8, every seed alike
@@ -82,7 +88,7 @@ def test_tables_pair_by_problem_pick_the_chosen_step_and_grade_claims(study, tmp
     assert status["MC targets from PTS help"] == "not tested"
     assert status["SPO learns from offline data alone"] == "not tested"
     md = study.tables(s)
-    assert "| SPO half-online | 3 | 5e-5 | 150 |" in md and "squared loss beats advantage" in md
+    assert "| SPO half-online | 3 | 5e-5 | 150 | 12.0 |" in md and "squared loss beats advantage" in md
     assert "| SPO half-online | correct only | 5e-5 | 150 | 10.0 | 30.0 |" in md  # what validation chose
 
 
