@@ -47,14 +47,20 @@ def load(out: Path) -> dict[str, list[tuple[str, list[dict]]]]:
     return by_method
 
 
-def train_minutes(out: Path, name: str) -> float | None:
-    """Wall time of a run's optimiser steps (sum of step_s in its metrics), in minutes."""
+def run_metrics(out: Path, name: str) -> list[dict] | None:
+    """A run's per-step metrics (the run's own metrics.jsonl, or the stored .zst copy); None if neither."""
     from spo_cli.streams import read_records
 
     for path in (out / name / "metrics.jsonl", out / name / "metrics.jsonl.zst"):
         if path.exists():
-            return round(sum(r.get("step_s") or 0.0 for r in read_records(path)) / 60, 2)
+            return list(read_records(path))
     return None
+
+
+def train_minutes(out: Path, name: str) -> float | None:
+    """Wall time of a run's optimiser steps (sum of step_s in its metrics), in minutes."""
+    rows = run_metrics(out, name)
+    return None if rows is None else round(sum(r.get("step_s") or 0.0 for r in rows) / 60, 2)
 
 
 def summarise(by_method: dict, out: Path) -> dict:

@@ -34,7 +34,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from compare import _per_problem, _se, train_minutes  # noqa: E402  (one definition of each)
+from compare import _per_problem, _se, run_metrics, train_minutes  # noqa: E402  (one definition of each)
 
 ALL_METHODS = ["rft", "grpo", "ppo", "spo-online", "spo-half", "spo-offline"]
 METHODS = [m for m in ALL_METHODS if m in os.environ.get("METHODS", " ".join(ALL_METHODS)).split()]
@@ -328,8 +328,37 @@ def summarise(res: Path) -> dict:
     if "validation-reference" in ev:
         vr = _score(ev["validation-reference"])
         s["grid"]["reference"] = {"-": [[0, round(vr["pass@1"]["mean"], 4), round(vr["pass@10"]["mean"], 4)]]}
+    s["training"] = training_curves(res / "runs", ch)
     s["claims"] = claims(s)
     return s
+
+
+def training_curves(runs: Path, ch: dict, block: int = 10) -> dict:
+    """Per method at its chosen settings, mean over its seeds, in blocks of `block` steps: the reward
+    of the policy's own samples (TRL logs it as `reward`; SPO offline-only has none) and the wall
+    time of a step. From the stored per-step metrics, so `make results` needs no run directory."""
+    out: dict = {}
+    for method in ALL_METHODS + ["trl-grpo"]:
+        if method != "trl-grpo" and method not in ch:
+            continue
+        seeds = []
+        for seed in range(3):
+            rows = run_metrics(runs, _name_of(method, seed, ch))
+            if rows:
+                seeds.append(rows)
+        if not seeds:
+            continue
+        curves = {}
+        for key, field in (("reward_online", "reward" if method == "trl-grpo" else "reward_online"), ("step_s", "step_s")):
+            pts = []
+            for start in range(0, min(len(r) for r in seeds), block):
+                xs = [r[field] for rows in seeds for r in rows[start:start + block] if r.get(field) is not None]
+                if xs:
+                    pts.append([start + block, round(_mean(xs), 4)])
+            if pts:
+                curves[key] = pts
+        out[method] = {"seeds": len(seeds), **curves}
+    return out
 
 
 def _name_of(method: str, seed: int, ch: dict) -> str:
@@ -534,6 +563,33 @@ def plot(s: dict, path: Path) -> bool:
     return True
 
 
+def plot_training(s: dict, path: Path) -> bool:
+    """training.png: the reward of each method's own samples and its step time against the step."""
+    if not s["training"]:
+        return False
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.5))
+    for ax, key, title in ((axes[0], "reward_online", "reward of the policy's own samples (mean of 10 steps)"),
+                           (axes[1], "step_s", "seconds per step (mean of 10 steps)")):
+        for m, c in s["training"].items():
+            if key in c:
+                ax.plot([p[0] for p in c[key]], [p[1] for p in c[key]], label=f"{LABELS[m]} ({c['seeds']} seed{'s' * (c['seeds'] > 1)})",
+                        color=COLORS[m], ls="--" if m == "trl-grpo" else "-")
+        ax.set_xlabel("training step (16 trajectories each)")
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def results(res: Path) -> dict:
     s = summarise(res)
     (res / "summary.json").write_text(json.dumps(s, indent=1))
@@ -542,6 +598,8 @@ def results(res: Path) -> dict:
     print(md, file=sys.stderr, end="")
     if plot(s, res / "summary.png"):
         print(f"plot: {res / 'summary.png'}", file=sys.stderr)
+    if plot_training(s, res / "training.png"):
+        print(f"plot: {res / 'training.png'}", file=sys.stderr)
     print(json.dumps({m: {k: round(r[k]["mean"], 4) for k in ("pass@1", "pass@10")} for m, r in s["main"].items()}))
     return s
 

@@ -131,6 +131,7 @@ def test_study_makefile_smoke_runs_resumes_and_rebuilds_results(toy_benchmark, t
         assert [r["step"] for r in read_records(res / "runs" / name / "metrics.jsonl.zst")] == [1, 2]
     md = (res / "summary.md").read_text()
     assert "| SPO half-online" in md and "claims" in md and (res / "summary.png").stat().st_size > 0
+    assert (res / "training.png").stat().st_size > 0 and summary["training"]["spo-half"]["seeds"] == 2
 
     # Nothing left to do.
     q = subprocess.run(make + ["-q", "stored"], env={**_env(tmp_path), **env}, capture_output=True, text=True)
