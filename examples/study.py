@@ -329,6 +329,8 @@ def summarise(res: Path) -> dict:
         vr = _score(ev["validation-reference"])
         s["grid"]["reference"] = {"-": [[0, round(vr["pass@1"]["mean"], 4), round(vr["pass@10"]["mean"], 4)]]}
     s["training"] = training_curves(res / "runs", ch)
+    mins = [m for d in sorted((res / "runs").glob("*")) if (m := train_minutes(res / "runs", d.name)) is not None]
+    s["compute"] = {"training_runs": len(mins), "training_minutes": round(sum(mins), 1)}
     s["claims"] = claims(s)
     return s
 
@@ -492,6 +494,10 @@ def tables(s: dict) -> str:
         for method in sorted(s["grid"]):
             for lr, pts in sorted(s["grid"][method].items()):
                 lines.append(f"| {method} | {lr} | " + ", ".join(f"{p[0]}: {100 * p[2]:.1f}" for p in pts) + " |")
+    c = s.get("compute")
+    if c and c["training_runs"]:
+        lines += ["", f"Training compute stored here: {c['training_runs']} runs, {c['training_minutes'] / 60:.1f} hours of "
+                  "optimiser steps (sum of every run's step wall times; one torch thread each, two runs side by side)."]
     if s["claims"]:
         lines += ["", "## The paper's claims beside ours", "", "| claim | paper | ours | status |", "|---|---|---|---|"]
         lines += [f"| {c['claim']} | {c['paper']} | {c['ours']} | {c['status']} |" for c in s["claims"]]

@@ -70,6 +70,7 @@ def test_tables_pair_by_problem_pick_the_chosen_step_and_grade_claims(study, tmp
     assert half["minutes"] == [30.0, 10.0, 12.0]
     # training curves in blocks of 10 steps, mean over the seeds: (900 + 300 + 360) / 3 s a step
     assert s["training"]["spo-half"] == {"seeds": 3, "step_s": [[10, 520.0]]}
+    assert s["compute"] == {"training_runs": 3, "training_minutes": 52.0}
     assert half["runs"] == 3 and half["step"] == [150, 150, 150]
     assert half["pass@10"]["mean"] == pytest.approx(4 / 8)
     # paired by problem against the reference: +2 solved of 8, every seed alike
