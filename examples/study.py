@@ -36,6 +36,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from compare import _per_problem, _se, run_metrics, train_minutes  # noqa: E402  (one definition of each)
 
+SEEDS = (0, 1, 2)  # per method: the grid's seed 0 and the Makefile's SEEDS_MAIN (TRL: SEEDS_TRL)
 ALL_METHODS = ["rft", "grpo", "ppo", "spo-online", "spo-half", "spo-offline"]
 METHODS = [m for m in ALL_METHODS if m in os.environ.get("METHODS", " ".join(ALL_METHODS)).split()]
 CORPUS_CHOICE = {"spo-half": ["spo-half", "spo-half-all"], "spo-offline": ["spo-offline", "spo-offline-all"]}
@@ -271,6 +272,7 @@ def summarise(res: Path) -> dict:
     ref = ev.get("heldout-reference")
     s: dict = {"choices": ch, "main": {}, "ablations": {}, "curves": {}, "grid": {}}
     finals: dict[str, list[dict]] = {}
+    seeds_of: dict[str, list[int]] = {}  # method -> the seeds scored on held-out, in finals' order
     if ref:
         finals["reference"] = [_score(ref)]
     for method in ALL_METHODS + ["trl-grpo"]:
@@ -283,11 +285,11 @@ def summarise(res: Path) -> dict:
             steps = {m.get("step") for m in runs[seed]["models"]}
             picked.append(_score(runs[seed], step if step in steps else None))
         finals[method] = picked
+        seeds_of[method] = sorted(runs)
         s["curves"][method] = _curve([runs[x] for x in sorted(runs)], ks)
     for method, models in finals.items():
         row = {"runs": len(models), "step": [m.get("step") for m in models],
-               "minutes": [train_minutes(res / "runs", _name_of(method, seed, ch)) for seed in range(len(models))]
-               if method != "reference" else []}
+               "minutes": [train_minutes(res / "runs", _name_of(method, seed, ch)) for seed in seeds_of.get(method, [])]}
         for k in ks:
             xs = [m[k]["mean"] for m in models]
             row[k] = {"mean": _mean(xs), "stderr": _se(xs) if len(xs) > 1 else models[0][k]["stderr"], "runs": xs}
@@ -344,7 +346,7 @@ def training_curves(runs: Path, ch: dict, block: int = 10) -> dict:
         if method != "trl-grpo" and method not in ch:
             continue
         seeds = []
-        for seed in range(3):
+        for seed in SEEDS:
             rows = run_metrics(runs, _name_of(method, seed, ch))
             if rows:
                 seeds.append(rows)

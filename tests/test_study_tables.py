@@ -121,3 +121,20 @@ def test_direction_needs_numbers(study):
     assert study._direction(0.05, 0.01, 1) == "reproduced"
     assert study._direction(0.05, 0.01, -1) == "not reproduced"
     assert not math.isnan(study._se([0.0, 1.0]))
+
+
+def test_minutes_belong_to_the_seeds_scored(study, tmp_path):
+    """With seed 1 not yet scored on held-out, the wall times are those of seeds 0 and 2."""
+    res = tmp_path / "res"
+    res.mkdir()
+    (res / "choices.json").write_text(json.dumps({"grpo": {"variant": "grpo", "lr": "1e-4", "step": 10,
+                                                           "run": "g-grpo-lr1e-4", "validation_pass@10": 0.3,
+                                                           "validation_pass@1": 0.1}}))
+    for seed in (0, 2):
+        _write(res, f"heldout-grpo-s{seed}", [_model(10, _solved(3))])
+    for run, secs in (("g-grpo-lr1e-4", 60.0), ("m-grpo-s1", 120.0), ("m-grpo-s2", 180.0)):
+        (res / "runs" / run).mkdir(parents=True)
+        (res / "runs" / run / "metrics.jsonl").write_text(json.dumps({"step": 1, "step_s": secs}) + "\n")
+    s = study.summarise(res)
+    assert s["main"]["grpo"]["runs"] == 2 and s["main"]["grpo"]["minutes"] == [1.0, 3.0]
+    assert s["training"]["grpo"]["seeds"] == 3  # the training curves use every run that trained
