@@ -38,6 +38,12 @@ def _write(res: Path, name: str, models: list[dict]) -> None:
     (res / "eval" / f"{name}.json").write_text(json.dumps({"models": models}))
 
 
+def _choice(method: str, lr: str, step: int) -> dict:
+    """A choices.json entry as study.py writes it."""
+    return {"variant": method, "lr": lr, "step": step, "run": f"g-{method}-lr{lr}", "validation_pass@10": 0.3,
+            "validation_pass@1": 0.1}
+
+
 def _solved(n: int) -> dict[str, float]:
     """The first n problems solved."""
     return {p: 1.0 if i < n else 0.0 for i, p in enumerate(PROBLEMS)}
@@ -45,8 +51,7 @@ def _solved(n: int) -> dict[str, float]:
 
 def test_tables_pair_by_problem_pick_the_chosen_step_and_grade_claims(study, tmp_path):
     res = tmp_path / "res"
-    ch = {m: {"variant": m, "lr": "5e-5", "step": 150, "run": f"g-{m}-lr5e-5", "validation_pass@10": 0.3,
-              "validation_pass@1": 0.1} for m in study.ALL_METHODS}
+    ch = {m: _choice(m, "5e-5", 150) for m in study.ALL_METHODS}
     res.mkdir()
     (res / "choices.json").write_text(json.dumps(ch))
     _write(res, "heldout-reference", [_model(0, _solved(2))])
@@ -98,9 +103,7 @@ def test_tables_pair_by_problem_pick_the_chosen_step_and_grade_claims(study, tmp
 def test_a_difference_within_its_standard_error_is_not_reproduced(study, tmp_path):
     res = tmp_path / "res"
     res.mkdir()
-    (res / "choices.json").write_text(json.dumps({"spo-half": {"variant": "spo-half", "lr": "5e-5", "step": 10,
-                                                               "run": "g-spo-half-lr5e-5", "validation_pass@10": 0.3,
-                                                               "validation_pass@1": 0.1}}))
+    (res / "choices.json").write_text(json.dumps({"spo-half": _choice("spo-half", "5e-5", 10)}))
     _write(res, "heldout-reference", [_model(0, _solved(3))])
     # seed 0 gains one problem, seed 1 loses one elsewhere: mean difference 0 across problems
     a = _solved(3) | {"p5": 1.0}
@@ -127,9 +130,7 @@ def test_minutes_belong_to_the_seeds_scored(study, tmp_path):
     """With seed 1 not yet scored on held-out, the wall times are those of seeds 0 and 2."""
     res = tmp_path / "res"
     res.mkdir()
-    (res / "choices.json").write_text(json.dumps({"grpo": {"variant": "grpo", "lr": "1e-4", "step": 10,
-                                                           "run": "g-grpo-lr1e-4", "validation_pass@10": 0.3,
-                                                           "validation_pass@1": 0.1}}))
+    (res / "choices.json").write_text(json.dumps({"grpo": _choice("grpo", "1e-4", 10)}))
     for seed in (0, 2):
         _write(res, f"heldout-grpo-s{seed}", [_model(10, _solved(3))])
     for run, secs in (("g-grpo-lr1e-4", 60.0), ("m-grpo-s1", 120.0), ("m-grpo-s2", 180.0)):
