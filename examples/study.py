@@ -472,6 +472,9 @@ def tables(s: dict) -> str:
         x = r["pass@10"]
         cells.append(f"{100 * x['spo_half_minus']:+.1f} ± {100 * x['spo_half_minus_se']:.1f}" if "spo_half_minus" in x else "—")
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "pass@k: mean over the method's seeds ± the standard error over seeds (over problems where one run "
+              "is scored). Δ columns are paired by problem: per held-out problem, the difference of the seed-averaged "
+              "pass@k, mean ± standard error over the problems."]
     if s["ablations"]:
         lines += ["", "## Ablations of SPO half-online (paired with its own seeds)", "",
                   "| variant | seeds | pass@1 | pass@10 | Δ pass@1 vs SPO half | Δ pass@10 vs SPO half | train min (median) |",
