@@ -552,7 +552,7 @@ def plot(s: dict, path: Path) -> bool:
             ax.errorbar([mid], [100 * r["mean"]], xerr=[[mid - min(mins)], [max(mins) - mid]],
                         yerr=[100 * r["stderr"]], marker="s" if m == "trl-grpo" else "o", capsize=3,
                         color=COLORS[m], label=LABELS[m], ls="none")
-    ax.set_xlabel("training minutes per run (median over seeds; bars: fastest to slowest)")
+    ax.set_xlabel("training minutes per run (median over seeds;\nbars: fastest to slowest seed)")
     ax.set_title("held-out pass@10 (%) against training time", fontsize=10)
     ax.legend(fontsize=7)
     ax = axes[1][2]  # the ablations, paired with SPO half-online's own seeds
