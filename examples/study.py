@@ -105,7 +105,9 @@ def train_args(method: str, lr: str, seed: int, extra: dict) -> list[str]:
         if "--loss" not in opts:
             opts = ["--loss", "terminal:ce", *opts]
         if ablation == "pts":
-            args += ["--offline", str(DATA / "pts.jsonl.zst")]
+            # The searched trajectories are corpus trajectories (same ids) that PTS annotated with mc
+            # targets; the offline reader keeps the first copy of an id, so the annotated file goes first.
+            args = ["--offline", str(DATA / "pts.jsonl.zst"), *args]
         args += opts
     return args + [
         "-m", model_dir(), "-p", str(DATA / "train.jsonl"), "--values", str(DATA / "values.jsonl"),

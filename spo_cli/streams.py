@@ -414,6 +414,9 @@ class ReadStats:
     records: int = 0
     invalid: int = 0
     duplicates: int = 0
+    # duplicates dropped although they carried PTS targets ("mc"/"pivotal") by source: an annotated
+    # copy read after its plain original is lost, which a training run must say out loud
+    dropped_targets: dict[str, int] = field(default_factory=dict)
     examples: list[tuple[str, int | None, str]] = field(default_factory=list)
     unusable: int = 0  # problems skipped because they have no usable tests
     unusable_examples: list[tuple[str, int | None, str]] = field(default_factory=list)
@@ -506,6 +509,8 @@ def _iter_source(src: str, kind: str | None, skip_invalid: bool, stats: ReadStat
                     if rid is not None:
                         if rid in seen:
                             dups += 1
+                            if rec.get("mc") or rec.get("pivotal"):
+                                stats.dropped_targets[name] = stats.dropped_targets.get(name, 0) + 1
                             continue
                         seen.add(rid)
                 count += 1

@@ -4,6 +4,7 @@ and the callers that must give the same answer (estimate-v, eval, PTS, the offli
 from __future__ import annotations
 
 import doctest
+import importlib
 import itertools
 import random
 from collections import Counter
@@ -12,7 +13,6 @@ import numpy as np
 import pytest
 
 from spo_cli.errors import BadInput
-from spo_cli.judge import outcome as oc
 from spo_cli.judge.outcome import (
     FAILED,
     JUDGE_ERROR,
@@ -24,6 +24,9 @@ from spo_cli.judge.outcome import (
     judged_reward,
     outcome,
 )
+
+# the module itself: spo_cli.judge's lazy attribute `outcome` is the function of that name
+oc = importlib.import_module("spo_cli.judge.outcome")
 
 
 def test_doctests():
@@ -133,6 +136,23 @@ def test_the_offline_stream_keeps_exactly_the_usable_records(tmp_path):
     taken = stream.take(sum(map(is_usable, recs)))
     assert sorted(t["id"] for t in taken) == sorted(t["id"] for t in recs if is_usable(t))
     assert stream.unjudged == sum(not is_usable(t) for t in recs)
+
+
+def test_the_offline_stream_says_when_pts_targets_are_lost_to_dedup(tmp_path, capsys):
+    """PTS annotates corpus trajectories (same ids): listed after the corpus, its copies are dropped
+    as duplicates, which must not pass in silence; listed first, they are the ones kept."""
+    from spo_cli.streams import write_records
+    from spo_cli.train.data import OfflineStream
+
+    recs = [{**t, "prompt": "x", "response": "y"} for t in _records(1, 10) if is_usable(t)]
+    write_records(tmp_path / "corpus.jsonl", recs)
+    write_records(tmp_path / "pts.jsonl", [{**r, "mc": [[0, 0.5, 8]], "source": "pts"} for r in recs[:3]])
+    late = OfflineStream([str(tmp_path / "corpus.jsonl"), str(tmp_path / "pts.jsonl")], seed=0, buffer=4)
+    assert not any("mc" in t for t in late.take(len(recs)))
+    assert "pts.jsonl: 3 trajectories with PTS targets" in capsys.readouterr().err
+    first = OfflineStream([str(tmp_path / "pts.jsonl"), str(tmp_path / "corpus.jsonl")], seed=0, buffer=4)
+    assert sum("mc" in t for t in first.take(len(recs))) == 3
+    assert "PTS targets" not in capsys.readouterr().err
 
 
 def test_outcomes_are_exhaustive_and_distinct():

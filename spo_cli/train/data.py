@@ -59,6 +59,12 @@ class OfflineStream:
             i = rng.randrange(len(buf))
             yield buf[i]
             buf[i] = rec
+        if epoch == 0 and stats.dropped_targets:
+            from spo_cli.console import warn
+
+            for path, n in stats.dropped_targets.items():
+                warn(f"spo train: {path}: {n} trajectories with PTS targets (mc/pivotal) were dropped as duplicates "
+                     "of ids read earlier without them; list the PTS output before the corpus it annotates in --offline")
         rng.shuffle(buf)
         yield from buf
 
