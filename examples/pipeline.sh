@@ -39,12 +39,14 @@ mkdir -p "$OUT/corpus"
 spo records solutions "$train" | spo judge -p "$train" -o "$OUT/corpus/"
 spo records cat "$OUT/ref.jsonl.zst" -o "$OUT/corpus/"
 
-# 4. Pivotal Token Search: Monte-Carlo targets on some successful reference samples.
+# 4. Pivotal Token Search: Monte-Carlo targets on some successful reference samples. They are
+#    corpus trajectories (same ids) annotated, and the offline reader keeps an id's first copy:
+#    list the PTS file before the corpus.
 spo pts -m "$model" -p "$train" --values "$OUT/values.jsonl" "$OUT/ref.jsonl.zst" \
-  --limit 4 -n 4 -o "$OUT/corpus/"
+  --limit 4 -n 4 -o "$OUT/pts.jsonl.zst"
 
 # 5. SPO, half-online: each batch half offline corpus, half fresh rollouts of the policy.
-spo train -m "$model" -p "$train" --values "$OUT/values.jsonl" --offline "$OUT/corpus" \
+spo train -m "$model" -p "$train" --values "$OUT/values.jsonl" --offline "$OUT/pts.jsonl.zst" --offline "$OUT/corpus" \
   --offline-ratio 0.5 --loss terminal:ce --loss pts=terminal:ce+mc:ce --beta "$BETA" --steps "$STEPS" \
   --batch-size 16 --online-n 4 --lr 3e-4 --warmup 5 --save-every "$STEPS" --seed "$SEED" \
   --out "$OUT/spo" > "$OUT/spo-metrics.jsonl"
